@@ -1,0 +1,131 @@
+//! `hsm-otp channel …`: create, list, rotate keys of and disable channels.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::CliError;
+use crate::config::Config;
+use crate::store::ChannelRow;
+
+/// Channel administration.
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Create a channel and print its key (shown once, never stored).
+    Create {
+        /// Unique name: letters, digits, `.`, `_`, `-`.
+        name: String,
+        /// Accept this channel's key only with this client certificate (SHA-256 of the DER,
+        /// hex; colons allowed). Repeatable; none: any certificate of the client CA.
+        #[arg(long = "client-cert-sha256", value_name = "HEX")]
+        client_cert_sha256: Vec<String>,
+        /// Accept this channel's key only from this network (CIDR or address). Repeatable;
+        /// none: any address.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List channels.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a channel's key; the old key stops working at once.
+    RotateKey {
+        /// The channel.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a channel; its key is refused from now on.
+    Disable {
+        /// The channel.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a channel command.
+pub(super) fn run(command: ChannelCommand, config: &Config) -> Result<(), CliError> {
+    let services = crate::startup::services(config)?;
+    match command {
+        ChannelCommand::Create {
+            name,
+            client_cert_sha256,
+            allow_ip,
+            json,
+        } => {
+            let (row, key) = services.create_channel(&name, &client_cert_sha256, &allow_ip)?;
+            if json {
+                let mut out = describe(&row);
+                out["channel_key"] = json!(key.channel_key.expose());
+                println!("{out}");
+            } else {
+                println!("created channel {}", row.name);
+                println!(
+                    "channel key (shown once, store it now): {}",
+                    key.channel_key.expose()
+                );
+            }
+        }
+        ChannelCommand::List { json } => {
+            let rows = services.list_channels()?;
+            if json {
+                let list: Vec<_> = rows.iter().map(describe).collect();
+                println!("{}", json!(list));
+            } else {
+                println!("{:<24} {:<9} {:<6} {:<6}", "NAME", "STATE", "CERTS", "NETS");
+                for r in rows {
+                    let state = if r.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<24} {:<9} {:<6} {:<6}",
+                        r.name,
+                        state,
+                        r.client_cert_sha256.len(),
+                        r.allowed_networks.len()
+                    );
+                }
+            }
+        }
+        ChannelCommand::RotateKey { name, json } => {
+            let key = services.rotate_channel_key(&name)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"name": key.name, "channel_key": key.channel_key.expose()})
+                );
+            } else {
+                println!(
+                    "new key for {} (shown once): {}",
+                    key.name,
+                    key.channel_key.expose()
+                );
+            }
+        }
+        ChannelCommand::Disable { name, json } => {
+            let row = services.disable_channel(&name)?;
+            if json {
+                println!("{}", describe(&row));
+            } else {
+                println!("disabled channel {}", row.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(row: &ChannelRow) -> serde_json::Value {
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "disabled": row.disabled,
+        "client_cert_sha256": row.client_cert_sha256,
+        "allowed_networks": row.allowed_networks,
+        "created_at": row.created_at,
+    })
+}

@@ -1,0 +1,10 @@
+//! Parsed value types shared by every layer: once a value is one of these, it is valid.
+//!
+//! Nothing here knows about HTTP, SQL or PKCS#11. Types that hold secrets (seeds, codes,
+//! channel keys, PINs) redact their `Debug` output and zeroize their memory on drop.
+
+mod otp;
+mod secret;
+
+pub use otp::{Algorithm, Digits, Otp, OtpParseError, TokenKind};
+pub use secret::{SecretBytes, SecretString};

@@ -1,0 +1,390 @@
+//! The HSM: the only module that talks PKCS#11 (crate `cryptoki`).
+//!
+//! It owns the service's long-lived keys (the seed key-encryption key and the channel-key MAC
+//! key, each labelled with a version so it can be rotated), stores seeds in either of the two
+//! modes of promise 1, computes every HMAC, and draws every secret random number. No function
+//! here returns a seed or key value: seeds go in, MACs come out.
+
+mod error;
+mod pool;
+mod template;
+
+pub use error::HsmError;
+pub use pool::HsmSettings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Algorithm, SecretBytes};
+use crate::metrics::Metrics;
+use crate::oath::Mac;
+use pool::Pool;
+
+/// Label of the current seed key-encryption key.
+pub const KEK_LABEL: &str = "hsm-otp.seed-kek.v1";
+/// Version of the current seed key-encryption key, stored beside each wrapped seed.
+pub const KEK_VERSION: i32 = 1;
+/// Label of the current channel-key MAC key.
+pub const CHANNEL_MAC_LABEL: &str = "hsm-otp.channel-key-mac.v1";
+/// Version of the current channel-key MAC key, stored beside each channel key MAC.
+pub const CHANNEL_MAC_VERSION: i32 = 1;
+/// Prefix of every seed object's label in `object` storage.
+pub const SEED_LABEL_PREFIX: &str = "hsm-otp.seed.";
+
+/// How seeds are kept (promise 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedStorage {
+    /// In the database, wrapped under the HSM's KEK (`CKM_AES_KEY_WRAP_PAD`).
+    #[default]
+    Wrapped,
+    /// As one persistent, non-extractable secret-key object per seed.
+    Object,
+}
+
+impl SeedStorage {
+    /// The stable name used in configuration and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Object => "object",
+            Self::Wrapped => "wrapped",
+        }
+    }
+
+    /// Parses the stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "object" => Some(Self::Object),
+            "wrapped" => Some(Self::Wrapped),
+            _ => None,
+        }
+    }
+}
+
+/// Where a token's seed is: what the database stores instead of the seed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SeedRef {
+    /// Wrapped under the KEK of `kek_version`.
+    Wrapped {
+        /// The `CKM_AES_KEY_WRAP_PAD` output.
+        blob: Vec<u8>,
+        /// Which KEK wrapped it.
+        kek_version: i32,
+    },
+    /// A persistent token object with this label.
+    Object {
+        /// The object's `CKA_LABEL`.
+        label: String,
+    },
+}
+
+impl std::fmt::Debug for SeedRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Wrapped { kek_version, .. } => write!(f, "Wrapped(kek v{kek_version})"),
+            Self::Object { label } => write!(f, "Object({label})"),
+        }
+    }
+}
+
+/// The HSM facade shared by all workers.
+pub struct Hsm {
+    pool: Pool,
+    handles: Mutex<HashMap<String, (u64, ObjectHandle)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hsm").finish_non_exhaustive()
+    }
+}
+
+/// A MAC bound to one key in one leased session: the HSM's implementation of [`Mac`].
+pub struct HsmMac<'a> {
+    session: &'a Session,
+    key: ObjectHandle,
+    algorithm: Algorithm,
+}
+
+impl Mac for HsmMac<'_> {
+    type Error = HsmError;
+
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    fn mac(&mut self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
+        Ok(self
+            .session
+            .sign(&hmac_mechanism(self.algorithm), self.key, message)?)
+    }
+}
+
+impl Hsm {
+    /// Prepares the pool. Nothing is loaded until the first operation (or [`Hsm::ensure_keys`]).
+    pub fn new(settings: HsmSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            pool: Pool::new(settings),
+            handles: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// Finds the service's long-lived keys, creating any that are missing.
+    pub fn ensure_keys(&self) -> Result<(), HsmError> {
+        self.run("ensure_keys", |s, generation| {
+            for (label, mechanism, template) in [
+                (KEK_LABEL, Mechanism::AesKeyGen, template::kek(KEK_LABEL)),
+                (
+                    CHANNEL_MAC_LABEL,
+                    Mechanism::GenericSecretKeyGen,
+                    template::mac_key(CHANNEL_MAC_LABEL),
+                ),
+            ] {
+                match self.handle(s, generation, label) {
+                    Ok(_) => {}
+                    Err(HsmError::NotFound(_)) => {
+                        let handle = s.generate_key(&mechanism, &template)?;
+                        self.remember(label, generation, handle);
+                        tracing::info!(label, "created HSM key");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `n` random bytes from the HSM's generator.
+    pub fn random(&self, n: usize) -> Result<SecretBytes, HsmError> {
+        self.run("random", |s, _| {
+            let mut buf = SecretBytes::new(vec![0u8; n]);
+            s.generate_random_slice(buf.expose_mut())?;
+            Ok(buf)
+        })
+    }
+
+    /// Puts `seed` into the HSM for use with `algorithm`; the caller zeroizes its own copy.
+    pub fn store_seed(
+        &self,
+        seed: &SecretBytes,
+        algorithm: Algorithm,
+        storage: SeedStorage,
+    ) -> Result<SeedRef, HsmError> {
+        let value = padded_seed(seed, algorithm);
+        self.run("store_seed", |s, generation| match storage {
+            SeedStorage::Wrapped => {
+                let kek = self.handle(s, generation, KEK_LABEL)?;
+                let mut t = template::seed_to_wrap(value.expose().to_vec());
+                let created = s.create_object(&t);
+                template::scrub(&mut t);
+                let object = created?;
+                let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, kek, object);
+                s.destroy_object(object)?;
+                Ok(SeedRef::Wrapped {
+                    blob: wrapped?,
+                    kek_version: KEK_VERSION,
+                })
+            }
+            SeedStorage::Object => {
+                let label = format!("{SEED_LABEL_PREFIX}{}", uuid::Uuid::new_v4());
+                let mut t = template::seed_object(&label, value.expose().to_vec());
+                let created = s.create_object(&t);
+                template::scrub(&mut t);
+                self.remember(&label, generation, created?);
+                Ok(SeedRef::Object { label })
+            }
+        })
+    }
+
+    /// Runs `f` with a [`Mac`] keyed by the seed `seed`; the clear seed exists only inside
+    /// the HSM, as a non-extractable session object destroyed afterwards (wrapped storage).
+    pub fn with_seed<R>(
+        &self,
+        seed: &SeedRef,
+        algorithm: Algorithm,
+        f: impl FnOnce(&mut HsmMac<'_>) -> Result<R, HsmError>,
+    ) -> Result<R, HsmError> {
+        let mut f = Some(f);
+        self.run("seed_hmac", |s, generation| {
+            let f = f
+                .take()
+                .ok_or_else(|| HsmError::Internal("operation run twice".into()))?;
+            match seed {
+                SeedRef::Wrapped { blob, kek_version } => {
+                    let kek = self.handle(s, generation, &kek_label(*kek_version))?;
+                    let key = s.unwrap_key(
+                        &Mechanism::AesKeyWrapPad,
+                        kek,
+                        blob,
+                        &template::unwrapped_seed(),
+                    )?;
+                    let result = f(&mut HsmMac {
+                        session: s,
+                        key,
+                        algorithm,
+                    });
+                    let destroyed = s.destroy_object(key);
+                    let value = result?;
+                    destroyed?;
+                    Ok(value)
+                }
+                SeedRef::Object { label } => {
+                    let key = self.handle(s, generation, label)?;
+                    f(&mut HsmMac {
+                        session: s,
+                        key,
+                        algorithm,
+                    })
+                }
+            }
+        })
+    }
+
+    /// Destroys a seed object (`object` storage); a wrapped seed is gone with its row.
+    pub fn destroy_seed(&self, seed: &SeedRef) -> Result<(), HsmError> {
+        let SeedRef::Object { label } = seed else {
+            return Ok(());
+        };
+        self.run("destroy_seed", |s, generation| {
+            let handle = self.handle(s, generation, label)?;
+            s.destroy_object(handle)?;
+            self.forget(label);
+            Ok(())
+        })
+    }
+
+    /// HMAC-SHA256 of a channel key under the channel-key MAC key (promise 2).
+    pub fn channel_key_mac(&self, key: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.run("channel_key_mac", |s, generation| {
+            let handle = self.handle(s, generation, CHANNEL_MAC_LABEL)?;
+            Ok(s.sign(&Mechanism::Sha256Hmac, handle, key)?)
+        })
+    }
+
+    /// Checks that a logged-in session can be had and answers (for `/readyz`).
+    pub fn ping(&self) -> Result<(), HsmError> {
+        self.run("ping", |s, _| {
+            s.get_session_info()?;
+            Ok(())
+        })
+    }
+
+    /// (idle, leased) sessions, for the pool gauges.
+    pub fn pool_usage(&self) -> (usize, usize) {
+        self.pool.usage()
+    }
+
+    /// Leases a session, runs `op`, records its latency, and resets the pool when the device
+    /// turned out to be gone, so that a later call starts afresh.
+    fn run<R>(
+        &self,
+        name: &'static str,
+        op: impl FnOnce(&Session, u64) -> Result<R, HsmError>,
+    ) -> Result<R, HsmError> {
+        let started = Instant::now();
+        let mut failed_generation = None;
+        let result = match self.pool.lease() {
+            Ok(mut lease) => {
+                let generation = lease.generation();
+                let result = lease.session().and_then(|s| op(s, generation));
+                if matches!(&result, Err(e) if e.is_unavailable()) {
+                    lease.discard();
+                    failed_generation = Some(generation);
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(generation) = failed_generation {
+            self.forget_all();
+            self.pool.reset(generation);
+        }
+        if let Err(e) = &result {
+            tracing::warn!(operation = name, error = %e, "HSM operation failed");
+        }
+        self.metrics
+            .observe_hsm(name, result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// The handle of the secret key labelled `label`, from the cache or one search.
+    fn handle(&self, s: &Session, generation: u64, label: &str) -> Result<ObjectHandle, HsmError> {
+        if let Ok(cache) = self.handles.lock() {
+            if let Some((g, h)) = cache.get(label) {
+                if *g == generation {
+                    return Ok(*h);
+                }
+            }
+        }
+        let found = s.find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])?;
+        match found.as_slice() {
+            [h] => {
+                self.remember(label, generation, *h);
+                Ok(*h)
+            }
+            [] => Err(HsmError::NotFound(format!("no key labelled {label}"))),
+            _ => Err(HsmError::Internal(format!(
+                "more than one key labelled {label}"
+            ))),
+        }
+    }
+
+    fn remember(&self, label: &str, generation: u64, handle: ObjectHandle) {
+        if let Ok(mut cache) = self.handles.lock() {
+            cache.insert(label.to_owned(), (generation, handle));
+        }
+    }
+
+    fn forget(&self, label: &str) {
+        if let Ok(mut cache) = self.handles.lock() {
+            cache.remove(label);
+        }
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut cache) = self.handles.lock() {
+            cache.clear();
+        }
+    }
+}
+
+/// The label of the KEK of a given version.
+fn kek_label(version: i32) -> String {
+    if version == KEK_VERSION {
+        KEK_LABEL.to_owned()
+    } else {
+        format!("hsm-otp.seed-kek.v{version}")
+    }
+}
+
+fn hmac_mechanism(algorithm: Algorithm) -> Mechanism<'static> {
+    match algorithm {
+        Algorithm::Sha1 => Mechanism::Sha1Hmac,
+        Algorithm::Sha256 => Mechanism::Sha256Hmac,
+        Algorithm::Sha512 => Mechanism::Sha512Hmac,
+    }
+}
+
+/// Zero-pads a seed shorter than the hash output up to it.
+///
+/// Some HSMs (SoftHSM among them) refuse HMAC keys shorter than the hash output. HMAC pads
+/// any key shorter than the block size with zeros (RFC 2104 section 2), and the output length
+/// never exceeds the block size, so the padded key computes exactly the same MACs.
+fn padded_seed(seed: &SecretBytes, algorithm: Algorithm) -> SecretBytes {
+    let mut value = seed.expose().to_vec();
+    if value.len() < algorithm.output_len() {
+        value.resize(algorithm.output_len(), 0);
+    }
+    SecretBytes::new(value)
+}

@@ -1,0 +1,131 @@
+//! Prometheus metrics: one registry, typed label values, and the operators' listener.
+//!
+//! Every label value comes from an enum's `as_str()` or from a route *pattern*, never from
+//! request data, so a code, key or user id can never reach a label (promise 9).
+
+mod server;
+
+pub use server::{readiness, MetricsServer};
+
+use std::time::Duration;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets from 100 µs to 5 s: an HSM MAC is microseconds, a commit milliseconds.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The service's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Verifications by surface and result.
+    pub verifications: IntCounterVec,
+    /// HTTP requests by route pattern, method and status.
+    pub http_duration: HistogramVec,
+    /// HSM operations by kind and outcome.
+    pub hsm_duration: HistogramVec,
+    /// Database operations by kind and outcome.
+    pub db_duration: HistogramVec,
+    /// HSM sessions and database connections by pool and state.
+    pub pool_connections: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "hsm_otp_verifications_total",
+                "Verifications answered, by result.",
+            ),
+            &["target", "result"],
+        )?;
+        let http_duration = histogram(
+            "hsm_otp_http_request_duration_seconds",
+            "API request latency by route pattern, method and status.",
+            &["route", "method", "status"],
+        )?;
+        let hsm_duration = histogram(
+            "hsm_otp_hsm_operation_duration_seconds",
+            "PKCS#11 operation latency by operation and outcome.",
+            &["operation", "outcome"],
+        )?;
+        let db_duration = histogram(
+            "hsm_otp_db_operation_duration_seconds",
+            "Database operation latency by operation and outcome.",
+            &["operation", "outcome"],
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "hsm_otp_pool_connections",
+                "HSM sessions and database connections, by pool and state (idle or busy).",
+            ),
+            &["pool", "state"],
+        )?;
+        registry.register(Box::new(verifications.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(hsm_duration.clone()))?;
+        registry.register(Box::new(db_duration.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        Ok(Self {
+            registry,
+            verifications,
+            http_duration,
+            hsm_duration,
+            db_duration,
+            pool_connections,
+        })
+    }
+
+    /// Records one HSM operation.
+    pub fn observe_hsm(&self, operation: &'static str, ok: bool, elapsed: Duration) {
+        self.hsm_duration
+            .with_label_values(&[operation, outcome(ok)])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one database operation.
+    pub fn observe_db(&self, operation: &'static str, ok: bool, elapsed: Duration) {
+        self.db_duration
+            .with_label_values(&[operation, outcome(ok)])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the idle and busy gauges of one pool.
+    pub fn set_pool(&self, pool: &'static str, idle: usize, busy: usize) {
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pool_connections
+            .with_label_values(&[pool, "idle"])
+            .set(as_i64(idle));
+        self.pool_connections
+            .with_label_values(&[pool, "busy"])
+            .set(as_i64(busy));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        labels,
+    )
+}
+
+fn outcome(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "error"
+    }
+}

@@ -1,0 +1,250 @@
+//! Channels: authenticating a caller twice (certificate + channel key, promise 6), and the
+//! administration of channels and their keys (promise 2).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{Error, Missing, Services};
+use crate::domain::SecretString;
+use crate::hsm::CHANNEL_MAC_VERSION;
+use crate::store::{ChannelRow, NewChannel};
+
+/// Prefix that makes channel keys recognisable (in a leaked file, say) without a lookup.
+const KEY_PREFIX: &str = "hok_";
+/// Random bytes in a channel key: 160 bits, above the 128 of promise 2.
+const KEY_BYTES: usize = 20;
+
+/// An authenticated calling application.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    /// Identifier; every row a channel can see carries it.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Its channel.
+    pub channel: Channel,
+    /// The request's id, written to the audit trail.
+    pub request_id: String,
+}
+
+/// A channel as shown to a security officer, with its new key where one was just made.
+#[derive(Debug, serde::Serialize)]
+pub struct NewChannelKey {
+    /// The channel's name.
+    pub name: String,
+    /// The key; shown once, never stored.
+    #[serde(serialize_with = "expose")]
+    pub channel_key: SecretString,
+}
+
+fn expose<S: serde::Serializer>(k: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.expose())
+}
+
+impl Services {
+    /// Resolves the caller's channel from its key, client certificate and source address.
+    ///
+    /// Every refusal is the same `Unauthenticated` for the caller; the reason is logged.
+    pub fn authenticate(
+        &self,
+        presented_key: Option<&str>,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Channel, Error> {
+        let Some(key) = presented_key.filter(|k| looks_like_key(k)) else {
+            tracing::info!(
+                reason = "missing or malformed channel key",
+                "caller refused"
+            );
+            return Err(Error::Unauthenticated);
+        };
+        let mac = self.hsm.channel_key_mac(key.as_bytes())?;
+        let Some(row) = self.store.channel_by_key_mac(&mac)? else {
+            tracing::info!(reason = "unknown channel key", "caller refused");
+            return Err(Error::Unauthenticated);
+        };
+        if !bool::from(row.key_mac.ct_eq(&mac)) {
+            return Err(Error::Unauthenticated);
+        }
+        if row.disabled {
+            tracing::info!(channel = %row.name, reason = "channel disabled", "caller refused");
+            return Err(Error::ChannelDisabled);
+        }
+        if !row.client_cert_sha256.is_empty()
+            && !cert_sha256.is_some_and(|fp| row.client_cert_sha256.iter().any(|c| c == fp))
+        {
+            tracing::info!(channel = %row.name, reason = "certificate not bound", "caller refused");
+            return Err(Error::Unauthenticated);
+        }
+        if !row.allowed_networks.is_empty() && !peer.is_some_and(|ip| allowed(&row, ip)) {
+            tracing::info!(channel = %row.name, reason = "source address not allowed", "caller refused");
+            return Err(Error::Unauthenticated);
+        }
+        Ok(Channel {
+            id: row.id,
+            name: row.name,
+        })
+    }
+
+    /// Creates a channel with a fresh key bound to `certs` and `networks` (empty: any).
+    pub fn create_channel(
+        &self,
+        name: &str,
+        certs: &[String],
+        networks: &[String],
+    ) -> Result<(ChannelRow, NewChannelKey), Error> {
+        if !valid_name(name) {
+            return Err(Error::InvalidRequest("name"));
+        }
+        let certs = certs
+            .iter()
+            .map(|c| normalise_fingerprint(c))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Error::InvalidRequest("client_cert_sha256"))?;
+        let networks = networks
+            .iter()
+            .map(|n| normalise_network(n))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Error::InvalidRequest("allow_ip"))?;
+        self.hsm.ensure_keys()?;
+        let (key, key_mac) = self.new_channel_key()?;
+        let row = self.store.insert_channel(&NewChannel {
+            id: Uuid::new_v4(),
+            name: name.to_owned(),
+            key_mac,
+            key_mac_version: CHANNEL_MAC_VERSION,
+            client_cert_sha256: certs,
+            allowed_networks: networks,
+        })?;
+        let shown = NewChannelKey {
+            name: row.name.clone(),
+            channel_key: key,
+        };
+        Ok((row, shown))
+    }
+
+    /// Replaces a channel's key; the old one stops working at once.
+    pub fn rotate_channel_key(&self, name: &str) -> Result<NewChannelKey, Error> {
+        let (key, key_mac) = self.new_channel_key()?;
+        let row = self
+            .store
+            .set_channel_key(name, &key_mac, CHANNEL_MAC_VERSION)?
+            .ok_or(Error::NotFound(Missing::Channel))?;
+        Ok(NewChannelKey {
+            name: row.name,
+            channel_key: key,
+        })
+    }
+
+    /// Disables a channel: its key is refused from now on.
+    pub fn disable_channel(&self, name: &str) -> Result<ChannelRow, Error> {
+        self.store
+            .disable_channel(name)?
+            .ok_or(Error::NotFound(Missing::Channel))
+    }
+
+    /// Every channel.
+    pub fn list_channels(&self) -> Result<Vec<ChannelRow>, Error> {
+        Ok(self.store.list_channels()?)
+    }
+
+    /// A new random key (from the HSM) and its MAC (by the HSM).
+    fn new_channel_key(&self) -> Result<(SecretString, Vec<u8>), Error> {
+        let random = self.hsm.random(KEY_BYTES)?;
+        let encoded = data_encoding::BASE32_NOPAD
+            .encode(random.expose())
+            .to_lowercase();
+        let key = SecretString::new(format!("{KEY_PREFIX}{encoded}"));
+        let mac = self.hsm.channel_key_mac(key.expose().as_bytes())?;
+        Ok((key, mac))
+    }
+}
+
+fn looks_like_key(k: &str) -> bool {
+    k.strip_prefix(KEY_PREFIX).is_some_and(|rest| {
+        (16..=128).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+fn allowed(row: &ChannelRow, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    row.allowed_networks
+        .iter()
+        .filter_map(|n| n.parse::<IpNet>().ok())
+        .any(|net| net.contains(&ip))
+}
+
+/// Channel names: a letter or digit, then up to 63 letters, digits, `.`, `_` or `-`.
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() <= 64
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A SHA-256 fingerprint as 64 lower-case hex digits (colons allowed on input).
+fn normalise_fingerprint(fp: &str) -> Option<String> {
+    let hex: String = fp
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_lowercase();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// A CIDR network, or a single address as its host network.
+fn normalise_network(n: &str) -> Option<String> {
+    n.parse::<IpNet>()
+        .ok()
+        .or_else(|| n.parse::<IpAddr>().ok().map(IpNet::from))
+        .map(|net| net.trunc().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_restricted_to_a_safe_alphabet() {
+        assert!(valid_name("mobile-banking_1.prod"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-leading"));
+        assert!(!valid_name("has space"));
+        assert!(!valid_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn fingerprints_and_networks_are_normalised() {
+        let fp = "AB:".repeat(31) + "AB";
+        assert_eq!(normalise_fingerprint(&fp), Some("ab".repeat(32)));
+        assert_eq!(normalise_fingerprint("abc"), None);
+        assert_eq!(
+            normalise_network("10.1.2.3/8").as_deref(),
+            Some("10.0.0.0/8")
+        );
+        assert_eq!(
+            normalise_network("127.0.0.1").as_deref(),
+            Some("127.0.0.1/32")
+        );
+        assert_eq!(normalise_network("nonsense"), None);
+    }
+
+    #[test]
+    fn only_well_formed_keys_reach_the_hsm() {
+        assert!(looks_like_key("hok_abcdefghijklmnopqrstuvwxyz234567"));
+        assert!(!looks_like_key("abcdefghijklmnopqrstuvwxyz234567"));
+        assert!(!looks_like_key("hok_short"));
+        assert!(!looks_like_key("hok_abcdefghijklmnopqrstuvwxyz23456'"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Verification and resynchronisation.
+//!
+//! The order follows the design: read the token, compute the window's MACs in the HSM without
+//! holding a row lock, then settle the outcome in one transaction whose conditional `UPDATE`
+//! decides it (promise 4), with its audit row (promise 7). Failures are counted atomically and
+//! lock the token at the limit (promise 5). Any HSM or database failure is an error, never an
+//! accept (promise 8).
+
+use uuid::Uuid;
+
+use super::{audit, Caller, Error, Missing, Services, Token};
+use crate::domain::{Otp, TokenKind};
+use crate::oath::time_step;
+use crate::oath::window::{self, Match};
+use crate::store::{Advance, Failure};
+
+/// The answer to a verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The code is right and was unused: accepted, and now used.
+    Accept,
+    /// The token is locked: nothing is accepted until it is unlocked.
+    Locked,
+    /// The code is wrong.
+    Reject,
+    /// The code was right once but has been used (or superseded) already.
+    Replay,
+}
+
+impl Verdict {
+    /// The stable name in API answers, metrics and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Locked => "locked",
+            Self::Reject => "reject",
+            Self::Replay => "replay",
+        }
+    }
+}
+
+impl Services {
+    /// Verifies `otp` against the token `id` of the caller's channel.
+    pub fn verify_token(&self, caller: &Caller, id: Uuid, otp: &str) -> Result<Verdict, Error> {
+        let token = self.token(caller, id)?;
+        let otp = parse_for(otp, &token)?;
+        let verdict = self.verify_candidates(caller, &[token], &otp)?;
+        self.count(verdict, "token");
+        Ok(verdict)
+    }
+
+    /// Verifies `otp` against every token of `user` in the caller's channel; the first token
+    /// it matches decides.
+    pub fn verify_user(&self, caller: &Caller, user: &str, otp: &str) -> Result<Verdict, Error> {
+        let tokens = self.user_tokens(caller, user)?;
+        let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
+        let candidates: Vec<Token> = tokens
+            .into_iter()
+            .filter(|t| otp.has_digits(t.digits))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::InvalidOtp);
+        }
+        let verdict = self.verify_candidates(caller, &candidates, &otp)?;
+        self.count(verdict, "user");
+        Ok(verdict)
+    }
+
+    /// Resynchronises the token `id` from two consecutive codes (RFC 4226 section 7.4; for
+    /// TOTP this also learns the token's clock drift).
+    pub fn resync(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        otp1: &str,
+        otp2: &str,
+    ) -> Result<Verdict, Error> {
+        let token = self.token(caller, id)?;
+        let (otp1, otp2) = (parse_for(otp1, &token)?, parse_for(otp2, &token)?);
+        if token.locked {
+            self.store
+                .append_audit(&audit(caller, Some(&token), "resync", "locked"))?;
+            return Ok(Verdict::Locked);
+        }
+        let now_step = self.now_step(&token);
+        let range = match token.kind {
+            TokenKind::Hotp => {
+                window::hotp_window(token.next_factor, self.policy.hotp_resync_window, 0)
+            }
+            TokenKind::Totp => window::totp_window(now_step, 0, self.policy.totp_resync_window),
+        };
+        let found = self.hsm.with_seed(&token.seed, token.algorithm, |mac| {
+            window::find_pair(mac, &otp1, &otp2, token.digits, range, token.next_factor)
+        })?;
+        let Some(first) = found else {
+            self.fail(caller, &[token], "resync")?;
+            return Ok(Verdict::Reject);
+        };
+        let second = first + 1;
+        let drift = match token.kind {
+            TokenKind::Hotp => None,
+            TokenKind::Totp => Some(signed_difference(second, now_step)?),
+        };
+        let entry = audit(caller, Some(&token), "resync", "accept");
+        Ok(
+            match self
+                .store
+                .advance(token.id, as_i64(second)?, drift, entry)?
+            {
+                Advance::Done => Verdict::Accept,
+                Advance::Replay => Verdict::Replay,
+                Advance::Locked => Verdict::Locked,
+                Advance::Gone => return Err(Error::NotFound(Missing::Token)),
+            },
+        )
+    }
+
+    fn user_tokens(&self, caller: &Caller, user: &str) -> Result<Vec<Token>, Error> {
+        let rows = self.store.user_tokens(caller.channel.id, user)?;
+        if rows.is_empty() {
+            return Err(Error::NotFound(Missing::User));
+        }
+        rows.into_iter().map(Token::try_from).collect()
+    }
+
+    /// Tries `otp` on each unlocked candidate; settles the first match, or counts a failure on
+    /// every candidate.
+    fn verify_candidates(
+        &self,
+        caller: &Caller,
+        candidates: &[Token],
+        otp: &Otp,
+    ) -> Result<Verdict, Error> {
+        let open: Vec<&Token> = candidates.iter().filter(|t| !t.locked).collect();
+        if open.is_empty() {
+            for token in candidates {
+                self.store
+                    .append_audit(&audit(caller, Some(token), "verify", "locked"))?;
+            }
+            return Ok(Verdict::Locked);
+        }
+        for token in &open {
+            match self.find(token, otp)? {
+                Match::Fresh(factor) => {
+                    let entry = audit(caller, Some(token), "verify", "accept");
+                    return Ok(
+                        match self.store.advance(token.id, as_i64(factor)?, None, entry)? {
+                            Advance::Done => Verdict::Accept,
+                            Advance::Replay => Verdict::Replay,
+                            Advance::Locked => Verdict::Locked,
+                            Advance::Gone => Verdict::Reject,
+                        },
+                    );
+                }
+                Match::Used(factor) => {
+                    let mut entry = audit(caller, Some(token), "verify", "replay");
+                    entry.moving_factor = Some(as_i64(factor)?);
+                    self.store.append_audit(&entry)?;
+                    return Ok(Verdict::Replay);
+                }
+                Match::Miss => {}
+            }
+        }
+        let open: Vec<Token> = open.into_iter().cloned().collect();
+        let outcomes = self.fail(caller, &open, "verify")?;
+        Ok(if outcomes.iter().all(|o| *o == Failure::Locked) {
+            Verdict::Locked
+        } else {
+            Verdict::Reject
+        })
+    }
+
+    /// The window search for one token, in the HSM.
+    fn find(&self, token: &Token, otp: &Otp) -> Result<Match, Error> {
+        let range = match token.kind {
+            TokenKind::Hotp => window::hotp_window(token.next_factor, self.policy.hotp_window, 1),
+            TokenKind::Totp => {
+                window::totp_window(self.now_step(token), token.drift, self.policy.totp_window)
+            }
+        };
+        Ok(self.hsm.with_seed(&token.seed, token.algorithm, |mac| {
+            window::find(mac, otp, token.digits, range, token.next_factor)
+        })?)
+    }
+
+    fn fail(&self, caller: &Caller, tokens: &[Token], action: &str) -> Result<Vec<Failure>, Error> {
+        let ids: Vec<Uuid> = tokens.iter().map(|t| t.id).collect();
+        let mut entry = audit(caller, None, action, "reject");
+        entry.user_id = tokens.first().map(|t| t.user.clone());
+        let max = i32::try_from(self.policy.max_failures).unwrap_or(i32::MAX);
+        Ok(self.store.record_failures(&ids, max, &entry)?)
+    }
+
+    fn now_step(&self, token: &Token) -> u64 {
+        time_step(self.clock.now_unix(), token.period)
+    }
+
+    fn count(&self, verdict: Verdict, target: &'static str) {
+        self.metrics
+            .verifications
+            .with_label_values(&[target, verdict.as_str()])
+            .inc();
+    }
+}
+
+/// Parses a presented code and checks it has the token's length.
+fn parse_for(otp: &str, token: &Token) -> Result<Otp, Error> {
+    let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
+    if otp.has_digits(token.digits) {
+        Ok(otp)
+    } else {
+        Err(Error::InvalidOtp)
+    }
+}
+
+fn as_i64(factor: u64) -> Result<i64, Error> {
+    i64::try_from(factor).map_err(|_| Error::Internal("moving factor out of range".into()))
+}
+
+fn signed_difference(a: u64, b: u64) -> Result<i32, Error> {
+    let d = i128::from(a) - i128::from(b);
+    i32::try_from(d).map_err(|_| Error::Internal("drift out of range".into()))
+}

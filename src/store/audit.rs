@@ -1,0 +1,47 @@
+//! The append-only audit trail.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::audit_log;
+
+/// One audit row: who did what to which token, with what result. Never a secret.
+#[derive(Clone, Debug, Insertable, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntry {
+    /// The calling channel, if any (the CLI acts without one).
+    pub channel_id: Option<Uuid>,
+    /// The token concerned, if any.
+    pub token_id: Option<Uuid>,
+    /// The user concerned, if any.
+    pub user_id: Option<String>,
+    /// What was done: `verify`, `enrol`, `delete`, `resync`, `unlock`, `channel.create`, ...
+    pub action: String,
+    /// How it ended: `accept`, `reject`, `replay`, `locked`, `ok`, ...
+    pub result: String,
+    /// The HOTP counter or TOTP step involved, if any.
+    pub moving_factor: Option<i64>,
+    /// The request id of the API call (for correlation with the logs).
+    pub request_id: Option<String>,
+}
+
+pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values(entry)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// An audit row as read back.
+#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRecord {
+    /// Sequence number.
+    pub id: i64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// The entry.
+    #[diesel(embed)]
+    pub entry: AuditEntry,
+}

@@ -1,0 +1,147 @@
+//! Channels: the calling applications and how they are authenticated.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, AuditEntry};
+use super::schema::channels;
+use super::{Store, StoreError};
+
+/// A channel as stored.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = channels)]
+pub struct ChannelRow {
+    /// Identifier.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// HMAC of the channel key under the HSM's channel-key MAC key.
+    pub key_mac: Vec<u8>,
+    /// Version of that MAC key.
+    pub key_mac_version: i32,
+    /// Allowed client certificates (SHA-256 of the DER, lower-case hex); empty: any.
+    pub client_cert_sha256: Vec<String>,
+    /// Allowed source networks (CIDR); empty: any.
+    pub allowed_networks: Vec<String>,
+    /// A disabled channel is refused.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A channel to create.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = channels)]
+pub struct NewChannel {
+    /// Identifier.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// HMAC of the new channel key.
+    pub key_mac: Vec<u8>,
+    /// Version of the MAC key.
+    pub key_mac_version: i32,
+    /// Allowed client certificates.
+    pub client_cert_sha256: Vec<String>,
+    /// Allowed source networks.
+    pub allowed_networks: Vec<String>,
+}
+
+impl Store {
+    /// Creates a channel and its audit row.
+    pub fn insert_channel(&self, new: &NewChannel) -> Result<ChannelRow, StoreError> {
+        self.transaction("channel_insert", |c| {
+            let row = diesel::insert_into(channels::table)
+                .values(new)
+                .returning(ChannelRow::as_returning())
+                .get_result(c)?;
+            audit::append(c, &admin_audit(row.id, "channel.create"))?;
+            Ok(row)
+        })
+    }
+
+    /// The channel whose key has this MAC.
+    pub fn channel_by_key_mac(&self, key_mac: &[u8]) -> Result<Option<ChannelRow>, StoreError> {
+        self.run("channel_by_key", |c| {
+            Ok(channels::table
+                .filter(channels::key_mac.eq(key_mac))
+                .select(ChannelRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// Every channel, by name.
+    pub fn list_channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
+        self.run("channel_list", |c| {
+            Ok(channels::table
+                .order(channels::name)
+                .select(ChannelRow::as_select())
+                .load(c)?)
+        })
+    }
+
+    /// Replaces a channel's key MAC; `None` when there is no such channel.
+    pub fn set_channel_key(
+        &self,
+        name: &str,
+        key_mac: &[u8],
+        version: i32,
+    ) -> Result<Option<ChannelRow>, StoreError> {
+        self.update_channel(name, "channel.rotate_key", |c, name| {
+            diesel::update(channels::table.filter(channels::name.eq(name)))
+                .set((
+                    channels::key_mac.eq(key_mac),
+                    channels::key_mac_version.eq(version),
+                    channels::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(ChannelRow::as_returning())
+                .get_result(c)
+                .optional()
+        })
+    }
+
+    /// Disables a channel; `None` when there is no such channel.
+    pub fn disable_channel(&self, name: &str) -> Result<Option<ChannelRow>, StoreError> {
+        self.update_channel(name, "channel.disable", |c, name| {
+            diesel::update(channels::table.filter(channels::name.eq(name)))
+                .set((
+                    channels::disabled.eq(true),
+                    channels::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(ChannelRow::as_returning())
+                .get_result(c)
+                .optional()
+        })
+    }
+
+    fn update_channel(
+        &self,
+        name: &str,
+        action: &'static str,
+        update: impl FnOnce(&mut PgConnection, &str) -> QueryResult<Option<ChannelRow>>,
+    ) -> Result<Option<ChannelRow>, StoreError> {
+        self.transaction("channel_update", |c| {
+            let row = update(c, name)?;
+            if let Some(row) = &row {
+                audit::append(c, &admin_audit(row.id, action))?;
+            }
+            Ok(row)
+        })
+    }
+}
+
+fn admin_audit(channel_id: Uuid, action: &str) -> AuditEntry {
+    AuditEntry {
+        channel_id: Some(channel_id),
+        token_id: None,
+        user_id: None,
+        action: action.to_owned(),
+        result: "ok".to_owned(),
+        moving_factor: None,
+        request_id: None,
+    }
+}

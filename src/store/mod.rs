@@ -1,0 +1,129 @@
+//! PostgreSQL through diesel: the only module that imports `diesel` and the only SQL.
+//!
+//! Operations are blocking and are called from the blocking thread pool. Races between
+//! requests and between server processes are settled here, by PostgreSQL: each verification
+//! outcome is one transaction whose conditional `UPDATE` decides it by its row count, together
+//! with the audit row that records it (promises 4, 5 and 7).
+
+mod audit;
+mod channels;
+pub mod migrate;
+mod schema;
+mod tokens;
+
+pub use audit::{AuditEntry, AuditRecord};
+pub use channels::{ChannelRow, NewChannel};
+pub use tokens::{Advance, Failure, NewToken, TokenRow};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::metrics::Metrics;
+
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// A database failure, classified for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had, or it broke: answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness constraint refused the write (a name already taken).
+    #[error("already exists")]
+    Conflict,
+    /// Anything else.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Conflict,
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
+            | DieselError::BrokenTransactionManager => Self::Unavailable(e.to_string()),
+            _ => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The connection pool and every query.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A pool of up to `size` connections. Connections are made lazily and checked before
+    /// use, so the service starts (not ready) without a database and recovers by itself.
+    pub fn new(database_url: &str, size: u32, metrics: Arc<Metrics>) -> Self {
+        let manager = ConnectionManager::<PgConnection>::new(database_url);
+        let pool = Pool::builder()
+            .max_size(size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(3))
+            .test_on_check_out(true)
+            .build_unchecked(manager);
+        Self { pool, metrics }
+    }
+
+    /// Checks that a connection can be had and answers (for `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.run("ping", |c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// (idle, in use) connections, for the pool gauges.
+    pub fn pool_usage(&self) -> (usize, usize) {
+        let state = self.pool.state();
+        let idle = state.idle_connections as usize;
+        (idle, (state.connections as usize).saturating_sub(idle))
+    }
+
+    /// Runs `f` on a pooled connection and records its latency under `operation`.
+    fn run<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut PgConnection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let started = Instant::now();
+        let result = self.conn().and_then(|mut c| f(&mut c));
+        if let Err(e) = &result {
+            tracing::warn!(operation, error = %e, "database operation failed");
+        }
+        self.metrics
+            .observe_db(operation, result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// Runs `f` in one transaction on a pooled connection.
+    fn transaction<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<R>,
+    ) -> Result<R, StoreError> {
+        use diesel::Connection;
+        self.run(operation, |c| c.transaction(f).map_err(StoreError::from))
+    }
+
+    fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,298 @@
+//! Tokens, and the transactions that settle a verification.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, AuditEntry};
+use super::schema::tokens;
+use super::{Store, StoreError};
+
+/// A token as stored. Holds no seed: only where the HSM keeps it.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = tokens)]
+pub struct TokenRow {
+    /// Identifier.
+    pub id: Uuid,
+    /// Owning channel.
+    pub channel_id: Uuid,
+    /// The user it belongs to, in the channel's namespace.
+    pub user_id: String,
+    /// `hotp` or `totp`.
+    pub kind: String,
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: String,
+    /// 6 to 8.
+    pub digits: i16,
+    /// TOTP period in seconds (30 for HOTP rows, unused).
+    pub period: i32,
+    /// The lowest counter / time step not yet used.
+    pub next_factor: i64,
+    /// Known TOTP clock drift in steps (set by resync).
+    pub drift: i32,
+    /// The wrapped seed (wrapped storage).
+    pub wrapped_seed: Option<Vec<u8>>,
+    /// Version of the KEK that wrapped it.
+    pub kek_version: Option<i32>,
+    /// Label of the seed object (object storage).
+    pub hsm_label: Option<String>,
+    /// Issuer shown in authenticator apps.
+    pub issuer: Option<String>,
+    /// Consecutive failed verifications.
+    pub failure_count: i32,
+    /// When the token was locked, if it is.
+    pub locked_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token to create.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = tokens)]
+pub struct NewToken {
+    /// Identifier.
+    pub id: Uuid,
+    /// Owning channel.
+    pub channel_id: Uuid,
+    /// Its user.
+    pub user_id: String,
+    /// `hotp` or `totp`.
+    pub kind: String,
+    /// Hash function name.
+    pub algorithm: String,
+    /// Number of digits.
+    pub digits: i16,
+    /// TOTP period.
+    pub period: i32,
+    /// Initial counter (HOTP) or 0.
+    pub next_factor: i64,
+    /// Wrapped seed, if wrapped.
+    pub wrapped_seed: Option<Vec<u8>>,
+    /// KEK version, if wrapped.
+    pub kek_version: Option<i32>,
+    /// Object label, if an object.
+    pub hsm_label: Option<String>,
+    /// Issuer.
+    pub issuer: Option<String>,
+}
+
+/// How a proposed accept ended once PostgreSQL settled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// The factor moved past the match: this request, and only this one, accepts.
+    Done,
+    /// Another request used this factor (or a later one) first.
+    Replay,
+    /// The token is locked.
+    Locked,
+    /// The token no longer exists.
+    Gone,
+}
+
+/// How a recorded failure left the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Counted; the token is still usable.
+    Counted,
+    /// Counted, and it reached the limit: the token is now locked.
+    NowLocked,
+    /// It was already locked.
+    Locked,
+}
+
+impl Store {
+    /// Creates a token and its audit row.
+    pub fn insert_token(&self, new: &NewToken, entry: &AuditEntry) -> Result<TokenRow, StoreError> {
+        self.transaction("token_insert", |c| {
+            let row = diesel::insert_into(tokens::table)
+                .values(new)
+                .returning(TokenRow::as_returning())
+                .get_result(c)?;
+            audit::append(c, entry)?;
+            Ok(row)
+        })
+    }
+
+    /// The token `id` if it belongs to `channel_id`.
+    pub fn token(&self, channel_id: Uuid, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
+        self.run("token_get", |c| {
+            Ok(tokens::table
+                .filter(tokens::id.eq(id).and(tokens::channel_id.eq(channel_id)))
+                .select(TokenRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// Every token of `user` in `channel_id`, oldest first.
+    pub fn user_tokens(&self, channel_id: Uuid, user: &str) -> Result<Vec<TokenRow>, StoreError> {
+        self.run("token_by_user", |c| {
+            Ok(tokens::table
+                .filter(
+                    tokens::channel_id
+                        .eq(channel_id)
+                        .and(tokens::user_id.eq(user)),
+                )
+                .order(tokens::created_at)
+                .select(TokenRow::as_select())
+                .load(c)?)
+        })
+    }
+
+    /// Deletes the token `id` of `channel_id`; returns the deleted row.
+    pub fn delete_token(
+        &self,
+        channel_id: Uuid,
+        id: Uuid,
+        entry: &AuditEntry,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        self.transaction("token_delete", |c| {
+            let row = diesel::delete(
+                tokens::table.filter(tokens::id.eq(id).and(tokens::channel_id.eq(channel_id))),
+            )
+            .returning(TokenRow::as_returning())
+            .get_result(c)
+            .optional()?;
+            if row.is_some() {
+                audit::append(c, entry)?;
+            }
+            Ok(row)
+        })
+    }
+
+    /// Moves the token's factor past `factor` (and sets `drift`) if nobody used `factor` or a
+    /// later one and the token is not locked; records `entry` with the settled result.
+    ///
+    /// The conditional `UPDATE`'s row count is the verdict (promise 4), and the audit row is
+    /// written in the same transaction (promise 7).
+    pub fn advance(
+        &self,
+        token_id: Uuid,
+        factor: i64,
+        drift: Option<i32>,
+        mut entry: AuditEntry,
+    ) -> Result<Advance, StoreError> {
+        self.transaction("token_advance", |c| {
+            let target = tokens::table.filter(
+                tokens::id
+                    .eq(token_id)
+                    .and(tokens::next_factor.le(factor))
+                    .and(tokens::locked_at.is_null()),
+            );
+            let updated = match drift {
+                Some(d) => diesel::update(target)
+                    .set((
+                        tokens::next_factor.eq(factor + 1),
+                        tokens::drift.eq(d),
+                        tokens::failure_count.eq(0),
+                    ))
+                    .execute(c)?,
+                None => diesel::update(target)
+                    .set((
+                        tokens::next_factor.eq(factor + 1),
+                        tokens::failure_count.eq(0),
+                    ))
+                    .execute(c)?,
+            };
+            let outcome = if updated == 1 {
+                Advance::Done
+            } else {
+                let locked: Option<Option<DateTime<Utc>>> = tokens::table
+                    .filter(tokens::id.eq(token_id))
+                    .select(tokens::locked_at)
+                    .first(c)
+                    .optional()?;
+                match locked {
+                    None => Advance::Gone,
+                    Some(Some(_)) => Advance::Locked,
+                    Some(None) => Advance::Replay,
+                }
+            };
+            if outcome != Advance::Done {
+                entry.result = match outcome {
+                    Advance::Locked => "locked",
+                    _ => "replay",
+                }
+                .to_owned();
+            }
+            entry.moving_factor = Some(factor);
+            audit::append(c, &entry)?;
+            Ok(outcome)
+        })
+    }
+
+    /// Counts one failed verification on each token; locks those that reach `max_failures`.
+    /// One audit row per token, in the same transaction.
+    pub fn record_failures(
+        &self,
+        token_ids: &[Uuid],
+        max_failures: i32,
+        entry: &AuditEntry,
+    ) -> Result<Vec<Failure>, StoreError> {
+        self.transaction("token_failure", |c| {
+            let mut outcomes = Vec::with_capacity(token_ids.len());
+            for id in token_ids {
+                let count: Option<i32> = diesel::update(
+                    tokens::table.filter(tokens::id.eq(id).and(tokens::locked_at.is_null())),
+                )
+                .set(tokens::failure_count.eq(tokens::failure_count + 1))
+                .returning(tokens::failure_count)
+                .get_result(c)
+                .optional()?;
+                let outcome = match count {
+                    None => Failure::Locked,
+                    Some(n) if n >= max_failures => {
+                        diesel::update(tokens::table.filter(tokens::id.eq(id)))
+                            .set(tokens::locked_at.eq(diesel::dsl::now))
+                            .execute(c)?;
+                        Failure::NowLocked
+                    }
+                    Some(_) => Failure::Counted,
+                };
+                let mut row = entry.clone();
+                row.token_id = Some(*id);
+                if outcome == Failure::Locked {
+                    row.result = "locked".to_owned();
+                }
+                audit::append(c, &row)?;
+                if outcome == Failure::NowLocked {
+                    row.action = "lock".to_owned();
+                    row.result = "ok".to_owned();
+                    audit::append(c, &row)?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
+    }
+
+    /// Unlocks the token `id` of `channel_id` and clears its failures.
+    pub fn unlock_token(
+        &self,
+        channel_id: Uuid,
+        id: Uuid,
+        entry: &AuditEntry,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        self.transaction("token_unlock", |c| {
+            let row = diesel::update(
+                tokens::table.filter(tokens::id.eq(id).and(tokens::channel_id.eq(channel_id))),
+            )
+            .set((
+                tokens::locked_at.eq(None::<DateTime<Utc>>),
+                tokens::failure_count.eq(0),
+            ))
+            .returning(TokenRow::as_returning())
+            .get_result(c)
+            .optional()?;
+            if row.is_some() {
+                audit::append(c, entry)?;
+            }
+            Ok(row)
+        })
+    }
+
+    /// Writes one audit row on its own (a verification that changed no state).
+    pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.run("audit_append", |c| Ok(audit::append(c, entry)?))
+    }
+}
