@@ -66,6 +66,7 @@ impl Application {
         let tls = crate::tls::server_config(cert, key, ca)?;
         let services = services(config)?;
         services.ensure_keys()?;
+        services.self_test()?;
         if let Err(e) = services.ready() {
             tracing::warn!(error = %e, "not ready yet; serving and retrying per request");
         }

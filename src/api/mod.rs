@@ -54,14 +54,13 @@ fn path_error(_err: PathError, req: &HttpRequest) -> actix_web::Error {
     ApiError::new(code).into()
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    // A known path with the wrong method answers 405; anything else 404.
-    let known = req.match_pattern().is_some();
-    Err(ApiError::new(if known {
-        ErrorCode::MethodNotAllowed
-    } else {
-        ErrorCode::NotFound
-    }))
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound))
+}
+
+/// The answer for a known path with a method it does not support.
+pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::MethodNotAllowed))
 }
 
 /// Middleware: request id, tracing span, access log and the HTTP latency histogram.

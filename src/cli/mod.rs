@@ -68,7 +68,7 @@ impl CliError {
     /// The process exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Config(_) => 2,
+            Self::Config(_) | Self::Startup(StartupError::Config(_)) => 2,
             _ => 1,
         }
     }

@@ -40,6 +40,9 @@ impl From<CkError> for HsmError {
                 RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => {
                     Self::NotFound(e.to_string())
                 }
+                RvError::MechanismInvalid | RvError::MechanismParamInvalid => Self::Config(
+                    format!("the HSM does not support a required mechanism ({e})"),
+                ),
                 RvError::PinIncorrect
                 | RvError::PinLocked
                 | RvError::PinExpired

@@ -162,6 +162,23 @@ impl Hsm {
         })
     }
 
+    /// Stores a throw-away seed the configured way and computes one HMAC with it, so that an
+    /// HSM lacking a mechanism (`CKM_AES_KEY_WRAP_PAD` for wrapped storage) is found at start.
+    pub fn self_test(&self, storage: SeedStorage) -> Result<(), HsmError> {
+        let seed = self.random(Algorithm::Sha1.output_len())?;
+        let stored = self
+            .store_seed(&seed, Algorithm::Sha1, storage)
+            .map_err(|e| {
+                HsmError::Config(format!(
+                    "{} seed storage does not work with this HSM: {e}",
+                    storage.as_str()
+                ))
+            })?;
+        let mac = self.with_seed(&stored, Algorithm::Sha1, |mac| mac.mac(b"self-test"));
+        self.destroy_seed(&stored)?;
+        mac.map(|_| ())
+    }
+
     /// `n` random bytes from the HSM's generator.
     pub fn random(&self, n: usize) -> Result<SecretBytes, HsmError> {
         self.run("random", |s, _| {

@@ -6,13 +6,32 @@
 
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
 
-/// Common attributes of every secret key the service creates.
-fn secret(label: Option<&str>, token: bool) -> Vec<Attribute> {
+/// What a key may be used for; everything not listed is explicitly denied, because tokens
+/// (SoftHSM among them) default unlisted usage flags to true.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    sign: bool,
+    verify: bool,
+    wrap: bool,
+    unwrap: bool,
+}
+
+/// Common attributes of every secret key the service creates. Never encrypt, decrypt or
+/// derive: a seed or key can only be used for the one purpose it exists for.
+fn secret(label: Option<&str>, token: bool, key_type: KeyType, usage: Usage) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(key_type),
         Attribute::Token(token),
         Attribute::Private(true),
         Attribute::Sensitive(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Sign(usage.sign),
+        Attribute::Verify(usage.verify),
+        Attribute::Wrap(usage.wrap),
+        Attribute::Unwrap(usage.unwrap),
     ];
     if let Some(label) = label {
         t.push(Attribute::Label(label.as_bytes().to_vec()));
@@ -20,69 +39,63 @@ fn secret(label: Option<&str>, token: bool) -> Vec<Attribute> {
     t
 }
 
-/// The seed key-encryption key: AES-256, wrap and unwrap only (never encrypt or decrypt).
+/// The seed key-encryption key: AES-256, wrap and unwrap only.
 pub(crate) fn kek(label: &str) -> Vec<Attribute> {
-    let mut t = secret(Some(label), true);
+    let usage = Usage {
+        wrap: true,
+        unwrap: true,
+        ..Usage::default()
+    };
+    let mut t = secret(Some(label), true, KeyType::AES, usage);
     t.extend([
-        Attribute::KeyType(KeyType::AES),
         Attribute::ValueLen(32.into()),
         Attribute::Extractable(false),
-        Attribute::Wrap(true),
-        Attribute::Unwrap(true),
-        Attribute::Encrypt(false),
-        Attribute::Decrypt(false),
-        Attribute::Sign(false),
     ]);
     t
 }
 
-/// A long-lived HMAC-SHA256 key of the service (channel-key MAC key).
+/// A long-lived HMAC-SHA256 key of the service (channel-key MAC key): sign and verify only.
 pub(crate) fn mac_key(label: &str) -> Vec<Attribute> {
-    let mut t = secret(Some(label), true);
+    let usage = Usage {
+        sign: true,
+        verify: true,
+        ..Usage::default()
+    };
+    let mut t = secret(Some(label), true, KeyType::GENERIC_SECRET, usage);
     t.extend([
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
         Attribute::ValueLen(32.into()),
         Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Verify(true),
     ]);
     t
 }
 
 /// A seed as a persistent token object (`object` storage): sign only, never extractable.
 pub(crate) fn seed_object(label: &str, value: Vec<u8>) -> Vec<Attribute> {
-    let mut t = secret(Some(label), true);
-    t.extend([
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Value(value),
-    ]);
+    let mut t = secret(Some(label), true, KeyType::GENERIC_SECRET, SIGN_ONLY);
+    t.extend([Attribute::Extractable(false), Attribute::Value(value)]);
     t
 }
 
 /// A transient session copy of a seed, created only to be wrapped under the KEK.
 pub(crate) fn seed_to_wrap(value: Vec<u8>) -> Vec<Attribute> {
-    let mut t = secret(None, false);
-    t.extend([
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Extractable(true),
-        Attribute::Sign(false),
-        Attribute::Value(value),
-    ]);
+    let mut t = secret(None, false, KeyType::GENERIC_SECRET, Usage::default());
+    t.extend([Attribute::Extractable(true), Attribute::Value(value)]);
     t
 }
 
 /// The session object a wrapped seed is unwrapped into: sign only, never extractable.
 pub(crate) fn unwrapped_seed() -> Vec<Attribute> {
-    let mut t = secret(None, false);
-    t.extend([
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-    ]);
+    let mut t = secret(None, false, KeyType::GENERIC_SECRET, SIGN_ONLY);
+    t.push(Attribute::Extractable(false));
     t
 }
+
+const SIGN_ONLY: Usage = Usage {
+    sign: true,
+    verify: false,
+    wrap: false,
+    unwrap: false,
+};
 
 /// Overwrites any `CKA_VALUE` in a template once the HSM has taken it.
 pub(crate) fn scrub(template: &mut [Attribute]) {

@@ -27,7 +27,7 @@ pub fn time_step(unix_seconds: u64, period: Period) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Algorithm, Digits};
+    use crate::domain::Digits;
     use crate::oath::hotp;
     use crate::oath::soft::SoftMac;
     use crate::oath::vectors::{rfc6238_seed, RFC6238_CODES};

@@ -83,6 +83,11 @@ impl Services {
         self.hsm.ensure_keys()
     }
 
+    /// Proves that seeds can be stored and used in the configured storage mode.
+    pub fn self_test(&self) -> Result<(), crate::hsm::HsmError> {
+        self.hsm.self_test(self.policy.seed_storage)
+    }
+
     /// Readiness: an HSM session and a database connection can be had and answer.
     pub fn ready(&self) -> Result<(), Error> {
         self.hsm.ping()?;

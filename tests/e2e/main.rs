@@ -1,1 +1,21 @@
+//! Black-box tests: the real `hsm-otp` binary against a fresh SoftHSM token, a fresh
+//! PostgreSQL database and a real mTLS client, one environment per test.
+#![allow(unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod concurrency;
+mod fail_closed;
+mod hsm_secrets;
+mod metrics;
+mod mtls;
+mod native_verify;
+mod no_secrets;

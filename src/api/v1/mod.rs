@@ -18,16 +18,16 @@ type Svc = web::Data<Services>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
-            .service(web::resource("/tokens").route(web::post().to(enrol_token)))
+            .service(resource("/tokens").route(web::post().to(enrol_token)))
             .service(
-                web::resource("/tokens/{id}")
+                resource("/tokens/{id}")
                     .route(web::get().to(show_token))
                     .route(web::delete().to(delete_token)),
             )
-            .service(web::resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
-            .service(web::resource("/tokens/{id}/resync").route(web::post().to(resync_token)))
-            .service(web::resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)))
-            .service(web::resource("/users/{user}/verify").route(web::post().to(verify_user))),
+            .service(resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
+            .service(resource("/tokens/{id}/resync").route(web::post().to(resync_token)))
+            .service(resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)))
+            .service(resource("/users/{user}/verify").route(web::post().to(verify_user))),
     );
 }
 
@@ -103,6 +103,11 @@ async fn unlock_token(
 ) -> Result<HttpResponse, ApiError> {
     let token = blocking(move || svc.unlock(&caller, *id)).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(token, None)))
+}
+
+/// A resource whose unsupported methods answer 405 in the API's error shape.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(super::method_not_allowed))
 }
 
 /// Validates an enrolment request into the service's terms.
