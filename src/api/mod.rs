@@ -63,17 +63,14 @@ pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorCode::MethodNotAllowed))
 }
 
+/// The future the observing middleware returns.
+pub type Observed =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>>>;
+
 /// Middleware: request id, tracing span, access log and the HTTP latency histogram.
 ///
 /// The route label is the matched *pattern* (`/v1/tokens/{id}`), never the path.
-pub fn observe<S>(
-    metrics: Arc<Metrics>,
-) -> impl Fn(
-    ServiceRequest,
-    &S,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>>,
-> + Clone
+pub fn observe<S>(metrics: Arc<Metrics>) -> impl Fn(ServiceRequest, &S) -> Observed + Clone
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
     S::Future: 'static,

@@ -63,7 +63,9 @@ pub(super) fn run(command: ChannelCommand, config: &Config) -> Result<(), CliErr
             let (row, key) = services.create_channel(&name, &client_cert_sha256, &allow_ip)?;
             if json {
                 let mut out = describe(&row);
-                out["channel_key"] = json!(key.channel_key.expose());
+                if let Some(object) = out.as_object_mut() {
+                    object.insert("channel_key".into(), json!(key.channel_key.expose()));
+                }
                 println!("{out}");
             } else {
                 println!("created channel {}", row.name);

@@ -19,7 +19,8 @@ const INSTALL_DEPS: &str = include_str!("../../.ci/install-deps");
 const TOKEN_LABEL: &str = "hsm-otp-dev";
 const DEMO_CHANNEL: &str = "demo";
 /// Where the development database lives unless `HSM_OTP_DATABASE_URL`/`DATABASE_URL` say.
-const DEFAULT_DATABASE_URL: &str = "postgresql:///hsm_otp_dev?host=/var/run/postgresql";
+/// The role is the local development role that `.ci/install-deps --postgres` creates.
+const DEFAULT_DATABASE_URL: &str = "postgres://hsm_otp:hsm_otp@127.0.0.1:5432/hsm_otp_dev";
 
 /// Options of `hsm-otp dev`.
 #[derive(Debug, Args)]
@@ -40,7 +41,13 @@ pub(super) fn run(args: DevArgs, config_file: Option<&Path>) -> Result<(), CliEr
         .or_else(|_| std::env::var("DATABASE_URL"))
         .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
 
-    install_deps(!database_answers(&database_url))?;
+    install_deps(false)?;
+    if crate::store::migrate::ensure_database(&database_url).is_err() {
+        // No server answers (or no role): install and start a local one, then try again.
+        install_deps(true)?;
+        crate::store::migrate::ensure_database(&database_url)
+            .map_err(|e| CliError::Other(format!("database: {e}")))?;
+    }
     let pin_file = softhsm_token(&dir)?;
     let pki = match pki_files(&dir) {
         Some(files) => files,
@@ -50,8 +57,6 @@ pub(super) fn run(args: DevArgs, config_file: Option<&Path>) -> Result<(), CliEr
                 .0
         }
     };
-    crate::store::migrate::ensure_database(&database_url)
-        .map_err(|e| CliError::Other(format!("database: {e}")))?;
     crate::store::migrate::run(&database_url)
         .map_err(|e| CliError::Other(format!("migrations: {e}")))?;
 
@@ -88,7 +93,7 @@ pub(super) fn run(args: DevArgs, config_file: Option<&Path>) -> Result<(), CliEr
 fn install_deps(postgres: bool) -> Result<(), CliError> {
     let have_softhsm = Path::new(crate::config::DEFAULT_PKCS11_MODULE).exists()
         && which("softhsm2-util")
-        && which("pkcs11-tool");
+        && which("psql");
     if have_softhsm && !postgres {
         return Ok(());
     }
@@ -108,14 +113,6 @@ fn install_deps(postgres: bool) -> Result<(), CliError> {
             "installing dependencies failed (see above)".into(),
         ))
     }
-}
-
-fn database_answers(url: &str) -> bool {
-    let server_only = url.replace("/hsm_otp_dev", "/postgres");
-    Command::new("psql")
-        .args([server_only.as_str(), "-Atqc", "select 1"])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Creates the SoftHSM configuration and token once; returns the user PIN file.

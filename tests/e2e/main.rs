@@ -1,6 +1,8 @@
 //! Black-box tests: the real `hsm-otp` binary against a fresh SoftHSM token, a fresh
 //! PostgreSQL database and a real mTLS client, one environment per test.
 #![allow(unreachable_pub)]
+// Tests compute TOTP codes for the real current time, as an authenticator app does.
+#![allow(clippy::disallowed_methods)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

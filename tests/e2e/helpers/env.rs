@@ -62,7 +62,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let (softhsm_conf, token_label, user_pin) = softhsm_token(dir.path());
         let admin_url = std::env::var("HSM_OTP_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            .unwrap_or_else(|_| "postgres://hsm_otp:hsm_otp@127.0.0.1:5432/postgres".into());
         let database = format!("hsm_otp_test_{}", uuid::Uuid::new_v4().simple());
         let database_url = match admin_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{database}"),
