@@ -229,38 +229,32 @@ impl Hsm {
         algorithm: Algorithm,
         f: impl FnOnce(&mut HsmMac<'_>) -> Result<R, HsmError>,
     ) -> Result<R, HsmError> {
-        let mut f = Some(f);
-        self.run("seed_hmac", |s, generation| {
-            let f = f
-                .take()
-                .ok_or_else(|| HsmError::Internal("operation run twice".into()))?;
-            match seed {
-                SeedRef::Wrapped { blob, kek_version } => {
-                    let kek = self.handle(s, generation, &kek_label(*kek_version))?;
-                    let key = s.unwrap_key(
-                        &Mechanism::AesKeyWrapPad,
-                        kek,
-                        blob,
-                        &template::unwrapped_seed(),
-                    )?;
-                    let result = f(&mut HsmMac {
-                        session: s,
-                        key,
-                        algorithm,
-                    });
-                    let destroyed = s.destroy_object(key);
-                    let value = result?;
-                    destroyed?;
-                    Ok(value)
-                }
-                SeedRef::Object { label } => {
-                    let key = self.handle(s, generation, label)?;
-                    f(&mut HsmMac {
-                        session: s,
-                        key,
-                        algorithm,
-                    })
-                }
+        self.run("seed_hmac", |s, generation| match seed {
+            SeedRef::Wrapped { blob, kek_version } => {
+                let kek = self.handle(s, generation, &kek_label(*kek_version))?;
+                let key = s.unwrap_key(
+                    &Mechanism::AesKeyWrapPad,
+                    kek,
+                    blob,
+                    &template::unwrapped_seed(),
+                )?;
+                let result = f(&mut HsmMac {
+                    session: s,
+                    key,
+                    algorithm,
+                });
+                let destroyed = s.destroy_object(key);
+                let value = result?;
+                destroyed?;
+                Ok(value)
+            }
+            SeedRef::Object { label } => {
+                let key = self.handle(s, generation, label)?;
+                f(&mut HsmMac {
+                    session: s,
+                    key,
+                    algorithm,
+                })
             }
         })
     }
@@ -323,6 +317,10 @@ impl Hsm {
         if let Some(generation) = failed_generation {
             self.forget_all();
             self.pool.reset(generation);
+        } else if matches!(&result, Err(HsmError::NotFound(_))) {
+            // A cached handle may have gone stale (an object destroyed by another process):
+            // look everything up afresh next time.
+            self.forget_all();
         }
         if let Err(e) = &result {
             tracing::warn!(operation = name, error = %e, "HSM operation failed");

@@ -192,13 +192,14 @@ impl Pool {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
             Err(e) => return Err(e.into()),
         }
-        let (slot, max_sessions) = find_token(&context, &s.token_label, s.max_sessions)?;
-        let session = context.open_rw_session(slot)?;
-        let pin = AuthPin::from(s.user_pin.expose().to_owned());
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        let (slot, max_sessions, session) = match self.log_in(&context) {
+            Ok(found) => found,
+            Err(e) => {
+                // Leave the module uninitialised, so that the next attempt starts clean.
+                let _ = context.finalize();
+                return Err(e);
+            }
+        };
         if let Ok(mut idle) = self.idle.lock() {
             idle.sessions.push(session);
         }
@@ -208,6 +209,19 @@ impl Pool {
             slot,
             max_sessions,
         })
+    }
+
+    /// Finds the token, opens a first session and logs in (once for all sessions).
+    fn log_in(&self, context: &Pkcs11) -> Result<(Slot, usize, Session), HsmError> {
+        let s = &self.settings;
+        let (slot, max_sessions) = find_token(context, &s.token_label, s.max_sessions)?;
+        let session = context.open_rw_session(slot)?;
+        let pin = AuthPin::from(s.user_pin.expose().to_owned());
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok((slot, max_sessions, session))
     }
 
     fn open_session(&self, state: &State) -> Result<Session, HsmError> {

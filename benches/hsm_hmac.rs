@@ -1,0 +1,74 @@
+//! HMAC computed by SoftHSM through the session pool, in both seed storage modes: what one
+//! verification's HSM work costs. Needs SoftHSM and PostgreSQL (`.ci/install-deps --postgres`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::disallowed_methods)]
+
+#[path = "../tests/e2e/helpers/mod.rs"]
+mod helpers;
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hsm_otp::domain::{Algorithm, Digits, SecretBytes, SecretString};
+use hsm_otp::hsm::{Hsm, HsmSettings, SeedStorage};
+use hsm_otp::metrics::Metrics;
+use hsm_otp::oath::{hotp, window};
+
+fn bench(c: &mut Criterion) {
+    let env = helpers::Env::new();
+    std::env::set_var("SOFTHSM2_CONF", &env.softhsm_conf);
+    let hsm = Hsm::new(
+        HsmSettings {
+            module: hsm_otp::config::DEFAULT_PKCS11_MODULE.into(),
+            token_label: env.token_label.clone(),
+            user_pin: SecretString::new(env.user_pin.clone()),
+            max_sessions: 4,
+        },
+        Arc::new(Metrics::new().unwrap()),
+    );
+    hsm.ensure_keys().unwrap();
+    let seed = SecretBytes::new(vec![0x5a; 20]);
+    for storage in [SeedStorage::Wrapped, SeedStorage::Object] {
+        let stored = hsm.store_seed(&seed, Algorithm::Sha1, storage).unwrap();
+        let name = storage.as_str();
+        c.bench_function(&format!("hsm/{name}/one_hotp"), |b| {
+            b.iter(|| {
+                hsm.with_seed(&stored, Algorithm::Sha1, |mac| hotp(mac, 1, Digits::SIX))
+                    .unwrap()
+            })
+        });
+        let miss = hsm_otp::domain::Otp::from_value(999_999, Digits::SIX);
+        c.bench_function(&format!("hsm/{name}/window_miss_11_hmacs"), |b| {
+            b.iter(|| {
+                hsm.with_seed(&stored, Algorithm::Sha1, |mac| {
+                    window::find(
+                        mac,
+                        &miss,
+                        Digits::SIX,
+                        window::hotp_window(500, 10, 0),
+                        500,
+                    )
+                })
+                .unwrap()
+            })
+        });
+    }
+    c.bench_function("hsm/channel_key_mac", |b| {
+        b.iter(|| {
+            hsm.channel_key_mac(b"hok_abcdefghijklmnopqrstuvwxyz234567")
+                .unwrap()
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);
