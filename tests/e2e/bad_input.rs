@@ -3,13 +3,11 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{Env, Server};
+use crate::helpers::start;
 
 #[tokio::test]
 async fn malformed_requests_are_answered_4xx_with_a_stable_code() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let id = api.enrol_rfc_hotp("alice").await;
     let verify = format!("/v1/tokens/{id}/verify");
     let cases: Vec<(&str, String, Value, u16, &str)> = vec![
@@ -173,9 +171,7 @@ async fn malformed_requests_are_answered_4xx_with_a_stable_code() {
 
 #[tokio::test]
 async fn bodies_that_are_not_json_or_too_large_are_refused() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let url = format!("{}/v1/tokens", api.base);
     let send = |body: Vec<u8>, content_type: &'static str| {
         api.client

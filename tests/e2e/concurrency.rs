@@ -2,7 +2,7 @@
 
 use hsm_otp::oath::vectors::RFC4226_CODES;
 
-use crate::helpers::{in_both_modes, Env, Server};
+use crate::helpers::{in_both_modes, start, Env, Server};
 
 /// Sends `n` verifications of `code` at once through the given clients; counts results.
 async fn race(apis: &[crate::helpers::app::Api], id: &str, code: &str, n: usize) -> (usize, usize) {
@@ -27,9 +27,7 @@ async fn race(apis: &[crate::helpers::app::Api], id: &str, code: &str, n: usize)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_concurrent_verifications_of_one_code_accept_exactly_once() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (env, _server, api) = start(mode);
         let id = api.enrol_rfc_hotp("alice").await;
         for code in &RFC4226_CODES[..3] {
             let (accepts, replays) = race(std::slice::from_ref(&api), &id, code, 32).await;

@@ -11,7 +11,7 @@ use hsm_otp::oath::vectors::{rfc6238_seed, RFC4226_CODES, RFC4226_SEED, RFC6238_
 use hsm_otp::oath::{self, time_step, Period};
 use serde_json::json;
 
-use crate::helpers::{in_both_modes, Env, Server};
+use crate::helpers::{in_both_modes, start, Env};
 
 /// `pkcs11-tool --list-objects` blocks as (label, usage, access).
 fn secret_keys(env: &Env) -> Vec<(String, Vec<String>, Vec<String>)> {
@@ -39,9 +39,7 @@ fn secret_keys(env: &Env) -> Vec<(String, Vec<String>, Vec<String>)> {
 #[tokio::test]
 async fn every_secret_key_in_the_hsm_reads_back_as_sensitive_and_not_extractable() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (env, _server, api) = start(mode);
         api.enrol_rfc_hotp("alice").await;
         api.enrol(json!({"user": "bob", "type": "totp", "algorithm": "SHA512"}))
             .await;
@@ -86,9 +84,7 @@ async fn every_secret_key_in_the_hsm_reads_back_as_sensitive_and_not_extractable
 #[tokio::test]
 async fn a_database_dump_holds_no_seed_and_no_channel_key_in_the_clear() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (env, _server, api) = start(mode);
         let hex_seed = "00112233445566778899aabbccddeeff01234567";
         api.enrol(json!({"user": "a", "type": "hotp", "seed_hex": hex_seed}))
             .await;

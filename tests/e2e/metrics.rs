@@ -5,13 +5,11 @@ use std::process::{Command, Stdio};
 
 use hsm_otp::oath::vectors::RFC4226_CODES;
 
-use crate::helpers::{Env, Server};
+use crate::helpers::{start, Env, Server};
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_count_verifications_by_result() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, server, api) = start("wrapped");
     let id = api.enrol_rfc_hotp("alice").await;
     api.verify(&id, RFC4226_CODES[0]).await;
     api.verify(&id, RFC4226_CODES[0]).await;

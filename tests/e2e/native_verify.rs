@@ -5,14 +5,12 @@ use hsm_otp::domain::Algorithm;
 use hsm_otp::oath::vectors::{rfc6238_seed, RFC4226_CODES};
 use serde_json::json;
 
-use crate::helpers::{hotp, in_both_modes, totp_now, Env, Server};
+use crate::helpers::{hotp, in_both_modes, start, totp_now, Env, Server};
 
 #[tokio::test]
 async fn every_rfc4226_code_is_accepted_in_order_and_each_only_once() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (_env, _server, api) = start(mode);
         let id = api.enrol_rfc_hotp("alice").await;
         for (counter, code) in RFC4226_CODES.iter().enumerate() {
             assert_eq!(
@@ -32,9 +30,7 @@ async fn every_rfc4226_code_is_accepted_in_order_and_each_only_once() {
 
 #[tokio::test]
 async fn hotp_accepts_within_the_look_ahead_and_never_goes_back() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let id = api.enrol_rfc_hotp("alice").await;
     // Counter 7 is within the default look-ahead of 10 from 0.
     assert_eq!(api.verify(&id, RFC4226_CODES[7]).await, "accept");
@@ -54,9 +50,7 @@ async fn hotp_accepts_within_the_look_ahead_and_never_goes_back() {
 #[tokio::test]
 async fn totp_codes_of_every_hash_and_length_are_accepted_once() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (_env, _server, api) = start(mode);
         for (alg, digits) in [
             (Algorithm::Sha1, 6),
             (Algorithm::Sha256, 7),
@@ -80,9 +74,7 @@ async fn totp_codes_of_every_hash_and_length_are_accepted_once() {
 
 #[tokio::test]
 async fn a_totp_code_from_far_in_the_past_is_rejected() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let seed = rfc6238_seed(Algorithm::Sha1);
     let token = api
         .enrol(json!({"user": "bob", "type": "totp", "seed_hex": hex::encode(seed), "digits": 8}))
@@ -96,9 +88,7 @@ async fn a_totp_code_from_far_in_the_past_is_rejected() {
 
 #[tokio::test]
 async fn a_user_verification_accepts_a_code_of_any_of_the_users_tokens() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     api.enrol_rfc_hotp("carol").await;
     let other = [0x42u8; 20];
     api.enrol(json!({"user": "carol", "type": "totp", "seed_hex": hex::encode(other)}))
@@ -118,9 +108,7 @@ async fn a_user_verification_accepts_a_code_of_any_of_the_users_tokens() {
 
 #[tokio::test]
 async fn resync_with_two_consecutive_codes_far_ahead_moves_the_counter() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let id = api.enrol_rfc_hotp("dave").await;
     let seed = hex::decode(crate::helpers::RFC_SEED_HEX).unwrap();
     let code = |c| hotp(&seed, Algorithm::Sha1, c, 6);
@@ -141,9 +129,7 @@ async fn resync_with_two_consecutive_codes_far_ahead_moves_the_counter() {
 
 #[tokio::test]
 async fn totp_resync_learns_the_clock_drift_of_the_token() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let seed = [7u8; 20];
     let token = api
         .enrol(json!({"user": "erin", "type": "totp", "seed_hex": hex::encode(seed)}))
@@ -171,9 +157,7 @@ async fn totp_resync_learns_the_clock_drift_of_the_token() {
 #[tokio::test]
 async fn five_wrong_codes_lock_the_token_until_it_is_unlocked() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (env, _server, api) = start(mode);
         let id = api.enrol_rfc_hotp("frank").await;
         for _ in 0..5 {
             assert_eq!(api.verify(&id, "000000").await, "reject");
@@ -218,9 +202,7 @@ async fn the_failure_limit_is_configurable() {
 #[tokio::test]
 async fn a_generated_seed_is_shown_once_as_a_working_otpauth_uri() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (_env, _server, api) = start(mode);
         let token = api
             .enrol(json!({"user": "hank", "type": "hotp", "issuer": "Acme Bank", "digits": 8}))
             .await;
@@ -258,9 +240,7 @@ async fn a_generated_seed_is_shown_once_as_a_working_otpauth_uri() {
 
 #[tokio::test]
 async fn an_imported_seed_never_appears_in_an_answer() {
-    let env = Env::new();
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("wrapped");
     let token = api
         .enrol(json!({"user": "ivy", "type": "totp", "seed_base32": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"}))
         .await;
@@ -275,9 +255,7 @@ async fn an_imported_seed_never_appears_in_an_answer() {
 #[tokio::test]
 async fn a_short_imported_seed_still_gives_the_right_codes() {
     // 16 bytes: shorter than SoftHSM's minimum HMAC-SHA1 key; the HSM layer pads it.
-    let env = Env::in_mode("object");
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_env, _server, api) = start("object");
     let seed = [0xA5u8; 16];
     let token = api
         .enrol(json!({"user": "jo", "type": "hotp", "seed_hex": hex::encode(seed)}))
@@ -292,9 +270,7 @@ async fn a_short_imported_seed_still_gives_the_right_codes() {
 #[tokio::test]
 async fn deleting_a_token_removes_it_and_its_hsm_object() {
     in_both_modes(|mode| async move {
-        let env = Env::in_mode(mode);
-        let server = Server::start(&env);
-        let api = server.api(&env.channel_key);
+        let (env, _server, api) = start(mode);
         let id = api.enrol_rfc_hotp("kim").await;
         let objects = || env.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
         assert_eq!(

@@ -40,6 +40,15 @@ pub fn totp_now(seed: &[u8], alg: Algorithm, digits: u8, period: u32) -> String 
     )
 }
 
+/// A fresh environment in seed storage `mode`, its server, and a client of channel `app`.
+/// (Bound in this order, they are dropped client first and environment last.)
+pub fn start(mode: &'static str) -> (Env, Server, app::Api) {
+    let env = Env::in_mode(mode);
+    let server = Server::start(&env);
+    let api = server.api(&env.channel_key);
+    (env, server, api)
+}
+
 /// Runs `f` once per seed storage mode.
 pub async fn in_both_modes<F, Fut>(f: F)
 where
