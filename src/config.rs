@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::delivery::{DeliveryConfig, GatewayConfig, Routes};
 use crate::domain::SecretString;
 use crate::hsm::{HsmSettings, SeedStorage};
-use crate::service::Policy;
+use crate::service::{ChallengePolicy, Policy};
 
 /// Default PKCS#11 module: Debian's SoftHSM.
 pub const DEFAULT_PKCS11_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -21,6 +22,13 @@ const NOT_KEYS: [&str; 1] = ["HSM_OTP_CONFIG"];
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error with this message (which must name keys, never values).
+    pub fn from_message(message: String) -> Self {
+        Self(message)
+    }
+}
 
 /// The validated configuration.
 #[derive(Clone, Debug)]
@@ -41,6 +49,10 @@ pub struct Config {
     pub client_ca: Option<PathBuf>,
     /// Verification policy and seed storage mode.
     pub policy: Policy,
+    /// Challenge lifetimes, failure limit and rate limits.
+    pub challenges: ChallengePolicy,
+    /// Gateways and routing of outgoing messages.
+    pub delivery: DeliveryConfig,
     /// Database connections per process.
     pub db_pool_size: u32,
     /// Largest accepted request body.
@@ -87,6 +99,73 @@ struct Raw {
     workers: Option<u64>,
     log_level: Option<String>,
     log_format: Option<String>,
+    challenges: Option<RawChallenges>,
+    gateways: Option<std::collections::BTreeMap<String, GatewayConfig>>,
+    delivery: Option<Routes>,
+}
+
+/// `[challenges]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChallenges {
+    default_ttl_seconds: Option<u64>,
+    max_ttl_seconds: Option<u64>,
+    max_failures: Option<u64>,
+    per_destination_limit: Option<u64>,
+    per_destination_window_seconds: Option<u64>,
+    per_channel_limit: Option<u64>,
+    per_channel_window_seconds: Option<u64>,
+}
+
+impl RawChallenges {
+    fn validate(self) -> Result<ChallengePolicy, ConfigError> {
+        let d = ChallengePolicy::default();
+        let max_ttl = bounded(
+            "challenges.max_ttl_seconds",
+            self.max_ttl_seconds,
+            1..=86_400,
+            d.max_ttl_seconds,
+        )?;
+        Ok(ChallengePolicy {
+            default_ttl_seconds: bounded(
+                "challenges.default_ttl_seconds",
+                self.default_ttl_seconds,
+                1..=u64::from(max_ttl),
+                d.default_ttl_seconds,
+            )?,
+            max_ttl_seconds: max_ttl,
+            max_failures: bounded(
+                "challenges.max_failures",
+                self.max_failures,
+                1..=1000,
+                d.max_failures,
+            )?,
+            per_destination_limit: bounded(
+                "challenges.per_destination_limit",
+                self.per_destination_limit,
+                1..=1_000_000,
+                d.per_destination_limit,
+            )?,
+            per_destination_window_seconds: bounded(
+                "challenges.per_destination_window_seconds",
+                self.per_destination_window_seconds,
+                1..=86_400,
+                d.per_destination_window_seconds,
+            )?,
+            per_channel_limit: bounded(
+                "challenges.per_channel_limit",
+                self.per_channel_limit,
+                1..=100_000_000,
+                d.per_channel_limit,
+            )?,
+            per_channel_window_seconds: bounded(
+                "challenges.per_channel_window_seconds",
+                self.per_channel_window_seconds,
+                1..=86_400,
+                d.per_channel_window_seconds,
+            )?,
+        })
+    }
 }
 
 /// Numbers may come from TOML as integers or from the environment as strings.
@@ -223,6 +302,12 @@ impl Raw {
             )?,
             seed_storage,
         };
+        let challenges = self.challenges.unwrap_or_default().validate()?;
+        let delivery = DeliveryConfig {
+            gateways: self.gateways.unwrap_or_default(),
+            routes: self.delivery.unwrap_or_default(),
+        };
+        delivery.validate().map_err(ConfigError)?;
         let log_format = self.log_format.unwrap_or_else(|| "json".into());
         if !["json", "text"].contains(&log_format.as_str()) {
             return Err(ConfigError(
@@ -245,6 +330,8 @@ impl Raw {
             tls_key: self.tls_key,
             client_ca: self.client_ca,
             policy,
+            challenges,
+            delivery,
             db_pool_size: bounded("db_pool_size", self.db_pool_size, 1..=1000, 16)?,
             max_body_bytes: bounded(
                 "max_body_bytes",

@@ -49,6 +49,7 @@ pub fn services(config: &Config) -> Result<Services, StartupError> {
         Arc::new(SystemClock),
         metrics,
         config.policy,
+        config.challenges,
     ))
 }
 

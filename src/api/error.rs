@@ -13,6 +13,10 @@ use crate::service::{Error, Missing};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// The channel's message budget is spent.
+    BudgetExhausted,
+    /// No such challenge in the caller's channel.
+    ChallengeNotFound,
     /// The channel is disabled.
     ChannelDisabled,
     /// The name is taken.
@@ -35,8 +39,12 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// No such path.
     NotFound,
+    /// The channel may not receive codes in answers.
+    OtpNotAllowed,
     /// The body exceeds the size limit.
     PayloadTooLarge,
+    /// Too many challenges for this destination or channel.
+    RateLimited,
     /// No such token in the caller's channel.
     TokenNotFound,
     /// Channel key, certificate or address refused.
@@ -48,7 +56,9 @@ pub enum ErrorCode {
 }
 
 /// Every code, for the README table and the test that pins it.
-pub const ALL_CODES: [ErrorCode; 16] = [
+pub const ALL_CODES: [ErrorCode; 20] = [
+    ErrorCode::BudgetExhausted,
+    ErrorCode::ChallengeNotFound,
     ErrorCode::ChannelDisabled,
     ErrorCode::Conflict,
     ErrorCode::DatabaseUnavailable,
@@ -60,7 +70,9 @@ pub const ALL_CODES: [ErrorCode; 16] = [
     ErrorCode::InvalidSeed,
     ErrorCode::MethodNotAllowed,
     ErrorCode::NotFound,
+    ErrorCode::OtpNotAllowed,
     ErrorCode::PayloadTooLarge,
+    ErrorCode::RateLimited,
     ErrorCode::TokenNotFound,
     ErrorCode::Unauthenticated,
     ErrorCode::UnsupportedMediaType,
@@ -71,7 +83,9 @@ impl ErrorCode {
     /// The HTTP status of this code.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::ChannelDisabled => StatusCode::FORBIDDEN,
+            Self::BudgetExhausted | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ChallengeNotFound => StatusCode::NOT_FOUND,
+            Self::ChannelDisabled | Self::OtpNotAllowed => StatusCode::FORBIDDEN,
             Self::Conflict => StatusCode::CONFLICT,
             Self::DatabaseUnavailable | Self::HsmUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,6 +103,8 @@ impl ErrorCode {
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::ChallengeNotFound => "challenge_not_found",
             Self::ChannelDisabled => "channel_disabled",
             Self::Conflict => "conflict",
             Self::DatabaseUnavailable => "database_unavailable",
@@ -100,7 +116,9 @@ impl ErrorCode {
             Self::InvalidSeed => "invalid_seed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
+            Self::OtpNotAllowed => "otp_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
             Self::TokenNotFound => "token_not_found",
             Self::Unauthenticated => "unauthenticated",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -111,6 +129,8 @@ impl ErrorCode {
     /// The fixed message shown with this code.
     pub fn message(self) -> &'static str {
         match self {
+            Self::BudgetExhausted => "this channel's message budget is spent",
+            Self::ChallengeNotFound => "no such challenge",
             Self::ChannelDisabled => "this channel is disabled",
             Self::Conflict => "a resource with this name already exists",
             Self::DatabaseUnavailable => "the database is unavailable; nothing was accepted",
@@ -122,7 +142,9 @@ impl ErrorCode {
             Self::InvalidSeed => "the seed is malformed or not 16 to 128 bytes long",
             Self::MethodNotAllowed => "method not allowed on this path",
             Self::NotFound => "no such path",
+            Self::OtpNotAllowed => "this channel may not receive codes in answers",
             Self::PayloadTooLarge => "the body is too large",
+            Self::RateLimited => "too many challenges for this destination or channel; retry later",
             Self::TokenNotFound => "no such token",
             Self::Unauthenticated => "a valid client certificate and channel key are required",
             Self::UnsupportedMediaType => "the body must be application/json",
@@ -194,6 +216,7 @@ impl ResponseError for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let code = match &e {
+            Error::BudgetSpent => ErrorCode::BudgetExhausted,
             Error::ChannelDisabled => ErrorCode::ChannelDisabled,
             Error::Conflict => ErrorCode::Conflict,
             Error::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
@@ -210,6 +233,9 @@ impl From<Error> for ApiError {
             Error::NotFound(Missing::Token) => ErrorCode::TokenNotFound,
             Error::NotFound(Missing::User) => ErrorCode::UserNotFound,
             Error::NotFound(Missing::Channel) => ErrorCode::NotFound,
+            Error::NotFound(Missing::Challenge) => ErrorCode::ChallengeNotFound,
+            Error::OtpNotAllowed => ErrorCode::OtpNotAllowed,
+            Error::RateLimited => ErrorCode::RateLimited,
             Error::Unauthenticated => ErrorCode::Unauthenticated,
         };
         if code.status().is_server_error() {
@@ -229,6 +255,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                "budget_exhausted",
+                "challenge_not_found",
                 "channel_disabled",
                 "conflict",
                 "database_unavailable",
@@ -240,7 +268,9 @@ mod tests {
                 "invalid_seed",
                 "method_not_allowed",
                 "not_found",
+                "otp_not_allowed",
                 "payload_too_large",
+                "rate_limited",
                 "token_not_found",
                 "unauthenticated",
                 "unsupported_media_type",

@@ -48,6 +48,8 @@ fn path_error(_err: PathError, req: &HttpRequest) -> actix_web::Error {
     // A path segment that cannot be an id names nothing that exists.
     let code = if req.path().starts_with("/v1/tokens/") {
         ErrorCode::TokenNotFound
+    } else if req.path().starts_with("/v1/challenges/") {
+        ErrorCode::ChallengeNotFound
     } else {
         ErrorCode::NotFound
     };

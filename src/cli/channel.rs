@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::CliError;
 use crate::config::Config;
+use crate::service::ChannelOptions;
 use crate::store::ChannelRow;
 
 /// Channel administration.
@@ -22,6 +23,13 @@ pub enum ChannelCommand {
         /// none: any address.
         #[arg(long = "allow-ip", value_name = "CIDR")]
         allow_ip: Vec<String>,
+        /// Allow this channel to receive codes in answers (`delivery: "response"`, the
+        /// code-generating compatible surfaces), for callers that deliver codes themselves.
+        #[arg(long)]
+        may_receive_otp: bool,
+        /// Limit the messages (SMS, e-mail, voice) this channel may send.
+        #[arg(long, value_name = "N")]
+        message_budget: Option<u64>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -58,9 +66,17 @@ pub(super) fn run(command: ChannelCommand, config: &Config) -> Result<(), CliErr
             name,
             client_cert_sha256,
             allow_ip,
+            may_receive_otp,
+            message_budget,
             json,
         } => {
-            let (row, key) = services.create_channel(&name, &client_cert_sha256, &allow_ip)?;
+            let options = ChannelOptions {
+                client_cert_sha256,
+                allow_ip,
+                may_receive_otp,
+                message_budget: message_budget.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+            };
+            let (row, key) = services.create_channel(&name, &options)?;
             if json {
                 let mut out = describe(&row);
                 if let Some(object) = out.as_object_mut() {
@@ -128,6 +144,8 @@ fn describe(row: &ChannelRow) -> serde_json::Value {
         "disabled": row.disabled,
         "client_cert_sha256": row.client_cert_sha256,
         "allowed_networks": row.allowed_networks,
+        "may_receive_otp": row.may_receive_otp,
+        "message_budget": row.message_budget,
         "created_at": row.created_at,
     })
 }

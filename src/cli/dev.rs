@@ -75,7 +75,11 @@ pub(super) fn run(args: DevArgs, config_file: Option<&Path>) -> Result<(), CliEr
             .ensure_keys()
             .map_err(|e| CliError::Other(e.to_string()))?;
         let fingerprint = client_fingerprint(&pki.client_cert)?;
-        let key = match services.create_channel(DEMO_CHANNEL, &[fingerprint], &[]) {
+        let options = crate::service::ChannelOptions {
+            client_cert_sha256: vec![fingerprint],
+            ..Default::default()
+        };
+        let key = match services.create_channel(DEMO_CHANNEL, &options) {
             Ok((_, key)) => key,
             Err(crate::service::Error::Conflict) => services.rotate_channel_key(DEMO_CHANNEL)?,
             Err(e) => return Err(e.into()),

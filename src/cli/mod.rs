@@ -45,6 +45,30 @@ pub enum Command {
     /// Manage channels (calling applications) and their keys.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Manage a channel's message templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+/// Template administration.
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Store a template for a channel and print its `ref_id`. The text must contain `{otp}`;
+    /// `{app}` and `{minutes}` are filled in too.
+    Create {
+        /// The channel.
+        #[arg(long)]
+        channel: String,
+        /// Language tag, such as `en_US`.
+        #[arg(long)]
+        lang: String,
+        /// The text.
+        #[arg(long)]
+        text: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A command's failure, with the exit code it maps to.
@@ -103,6 +127,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(cli.config.as_deref())?;
             crate::telemetry::init("warn", &config.log_format);
             channel::run(command, &config)
+        }
+        Command::Template(TemplateCommand::Create {
+            channel,
+            lang,
+            text,
+            json,
+        }) => {
+            let config = Config::load(cli.config.as_deref())?;
+            crate::telemetry::init("warn", &config.log_format);
+            let services = crate::startup::services(&config)?;
+            services
+                .ensure_keys()
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            let ref_id = services.create_template(&channel, &lang, &text)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ref_id": ref_id, "channel": channel, "lang": lang})
+                );
+            } else {
+                println!("created template {ref_id}");
+            }
+            Ok(())
         }
     }
 }

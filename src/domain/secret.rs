@@ -24,6 +24,11 @@ impl SecretBytes {
         &mut self.0
     }
 
+    /// Appends bytes (the buffer is zeroized on drop like the rest).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
     /// Length in bytes (not secret).
     pub fn len(&self) -> usize {
         self.0.len()

@@ -6,6 +6,7 @@
 //! here returns a seed or key value: seeds go in, MACs come out.
 
 mod error;
+mod messages;
 mod pool;
 mod template;
 
@@ -34,6 +35,14 @@ pub const KEK_VERSION: i32 = 1;
 pub const CHANNEL_MAC_LABEL: &str = "hsm-otp.channel-key-mac.v1";
 /// Version of the current channel-key MAC key, stored beside each channel key MAC.
 pub const CHANNEL_MAC_VERSION: i32 = 1;
+/// Label of the current challenge-code MAC key.
+pub const CHALLENGE_MAC_LABEL: &str = "hsm-otp.challenge-mac.v1";
+/// Version of the current challenge-code MAC key, stored beside each challenge.
+pub const CHALLENGE_MAC_VERSION: i32 = 1;
+/// Label of the current outbox (message encryption) key.
+pub const OUTBOX_KEY_LABEL: &str = "hsm-otp.outbox-key.v1";
+/// Version of the current outbox key, stored beside each sealed message.
+pub const OUTBOX_KEY_VERSION: i32 = 1;
 /// Prefix of every seed object's label in `object` storage.
 pub const SEED_LABEL_PREFIX: &str = "hsm-otp.seed.";
 
@@ -146,6 +155,16 @@ impl Hsm {
                     CHANNEL_MAC_LABEL,
                     Mechanism::GenericSecretKeyGen,
                     template::mac_key(CHANNEL_MAC_LABEL),
+                ),
+                (
+                    CHALLENGE_MAC_LABEL,
+                    Mechanism::GenericSecretKeyGen,
+                    template::mac_key(CHALLENGE_MAC_LABEL),
+                ),
+                (
+                    OUTBOX_KEY_LABEL,
+                    Mechanism::AesKeyGen,
+                    template::data_key(OUTBOX_KEY_LABEL),
                 ),
             ] {
                 match self.handle(s, generation, label) {

@@ -14,10 +14,12 @@ struct Usage {
     verify: bool,
     wrap: bool,
     unwrap: bool,
+    encrypt: bool,
+    decrypt: bool,
 }
 
-/// Common attributes of every secret key the service creates. Never encrypt, decrypt or
-/// derive: a seed or key can only be used for the one purpose it exists for.
+/// Common attributes of every secret key the service creates. Never derive; encrypt and
+/// decrypt only for the outbox key: a key serves the one purpose it exists for.
 fn secret(label: Option<&str>, token: bool, key_type: KeyType, usage: Usage) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -25,8 +27,8 @@ fn secret(label: Option<&str>, token: bool, key_type: KeyType, usage: Usage) -> 
         Attribute::Token(token),
         Attribute::Private(true),
         Attribute::Sensitive(true),
-        Attribute::Encrypt(false),
-        Attribute::Decrypt(false),
+        Attribute::Encrypt(usage.encrypt),
+        Attribute::Decrypt(usage.decrypt),
         Attribute::Derive(false),
         Attribute::Sign(usage.sign),
         Attribute::Verify(usage.verify),
@@ -95,7 +97,24 @@ const SIGN_ONLY: Usage = Usage {
     verify: false,
     wrap: false,
     unwrap: false,
+    encrypt: false,
+    decrypt: false,
 };
+
+/// The outbox key: AES-256 for AES-GCM over pending messages, nothing else.
+pub(crate) fn data_key(label: &str) -> Vec<Attribute> {
+    let usage = Usage {
+        encrypt: true,
+        decrypt: true,
+        ..Usage::default()
+    };
+    let mut t = secret(Some(label), true, KeyType::AES, usage);
+    t.extend([
+        Attribute::ValueLen(32.into()),
+        Attribute::Extractable(false),
+    ]);
+    t
+}
 
 /// Overwrites any `CKA_VALUE` in a template once the HSM has taken it.
 pub(crate) fn scrub(template: &mut [Attribute]) {

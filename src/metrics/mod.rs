@@ -10,7 +10,8 @@ pub use server::{readiness, MetricsServer};
 use std::time::Duration;
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 5 s: an HSM MAC is microseconds, a commit milliseconds.
@@ -32,6 +33,14 @@ pub struct Metrics {
     pub db_duration: HistogramVec,
     /// HSM sessions and database connections by pool and state.
     pub pool_connections: IntGaugeVec,
+    /// Challenges created by delivery kind.
+    pub challenges_created: IntCounterVec,
+    /// Delivery attempts by gateway and outcome.
+    pub deliveries: IntCounterVec,
+    /// Messages waiting in the outbox.
+    pub outbox_depth: IntGauge,
+    /// Age of the oldest waiting message, in seconds.
+    pub outbox_oldest_age: Gauge,
 }
 
 impl Metrics {
@@ -67,6 +76,29 @@ impl Metrics {
             ),
             &["pool", "state"],
         )?;
+        let challenges_created = IntCounterVec::new(
+            Opts::new(
+                "hsm_otp_challenges_created_total",
+                "Challenges created, by delivery kind.",
+            ),
+            &["delivery"],
+        )?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "hsm_otp_deliveries_total",
+                "Delivery attempts, by gateway and outcome (sent, retry, failed).",
+            ),
+            &["gateway", "outcome"],
+        )?;
+        let outbox_depth = IntGauge::new("hsm_otp_outbox_depth", "Messages waiting for delivery.")?;
+        let outbox_oldest_age = Gauge::new(
+            "hsm_otp_outbox_oldest_age_seconds",
+            "Age of the oldest message waiting for delivery.",
+        )?;
+        registry.register(Box::new(challenges_created.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(outbox_depth.clone()))?;
+        registry.register(Box::new(outbox_oldest_age.clone()))?;
         registry.register(Box::new(verifications.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(hsm_duration.clone()))?;
@@ -79,6 +111,10 @@ impl Metrics {
             hsm_duration,
             db_duration,
             pool_connections,
+            challenges_created,
+            deliveries,
+            outbox_depth,
+            outbox_oldest_age,
         })
     }
 

@@ -24,6 +24,21 @@ pub struct Channel {
     pub id: Uuid,
     /// Name.
     pub name: String,
+    /// May receive codes in API answers.
+    pub may_receive_otp: bool,
+}
+
+/// What a new channel may do, besides authenticating.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelOptions {
+    /// Accept its key only with these client certificates (SHA-256 hex); empty: any.
+    pub client_cert_sha256: Vec<String>,
+    /// Accept its key only from these networks; empty: any.
+    pub allow_ip: Vec<String>,
+    /// May receive codes in answers (`delivery: "response"`).
+    pub may_receive_otp: bool,
+    /// How many messages it may send; `None`: no budget.
+    pub message_budget: Option<i64>,
 }
 
 /// The authenticated caller of one request.
@@ -91,16 +106,20 @@ impl Services {
         Ok(Channel {
             id: row.id,
             name: row.name,
+            may_receive_otp: row.may_receive_otp,
         })
     }
 
-    /// Creates a channel with a fresh key bound to `certs` and `networks` (empty: any).
+    /// Creates a channel with a fresh key and the given options.
     pub fn create_channel(
         &self,
         name: &str,
-        certs: &[String],
-        networks: &[String],
+        options: &ChannelOptions,
     ) -> Result<(ChannelRow, NewChannelKey), Error> {
+        let (certs, networks) = (&options.client_cert_sha256, &options.allow_ip);
+        if options.message_budget.is_some_and(|b| b < 0) {
+            return Err(Error::InvalidRequest("message_budget"));
+        }
         if !valid_name(name) {
             return Err(Error::InvalidRequest("name"));
         }
@@ -123,6 +142,8 @@ impl Services {
             key_mac_version: CHANNEL_MAC_VERSION,
             client_cert_sha256: certs,
             allowed_networks: networks,
+            may_receive_otp: options.may_receive_otp,
+            message_budget: options.message_budget,
         })?;
         let shown = NewChannelKey {
             name: row.name.clone(),

@@ -10,8 +10,10 @@ pub enum Missing {
     Channel,
     /// No such token in the caller's channel.
     Token,
-    /// No such user (with tokens) in the caller's channel.
+    /// No such user (with tokens, challenges or a directory entry) in the caller's channel.
     User,
+    /// No such challenge in the caller's channel.
+    Challenge,
 }
 
 /// A use case's failure. Messages never carry secrets or echo input.
@@ -20,6 +22,9 @@ pub enum Error {
     /// The channel is disabled.
     #[error("the channel is disabled")]
     ChannelDisabled,
+    /// The channel's message budget is spent.
+    #[error("message budget spent")]
+    BudgetSpent,
     /// A unique name is taken.
     #[error("already exists")]
     Conflict,
@@ -44,6 +49,12 @@ pub enum Error {
     /// Not found in the caller's channel.
     #[error("not found")]
     NotFound(Missing),
+    /// The channel may not receive codes in answers.
+    #[error("this channel may not receive codes")]
+    OtpNotAllowed,
+    /// Too many challenges for the destination or the channel.
+    #[error("rate limited")]
+    RateLimited,
     /// The caller's channel key, certificate or address does not authenticate it.
     #[error("unauthenticated")]
     Unauthenticated,

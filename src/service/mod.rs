@@ -3,13 +3,20 @@
 //! Every function here is blocking (PKCS#11 and diesel both block); the API runs each call
 //! on the blocking pool. Handlers of every API surface call these and only translate.
 
+mod challenge;
 mod channel;
 mod error;
+mod message;
+mod outbox;
 mod token;
+mod user;
 mod verify;
 
-pub use channel::{Caller, Channel, NewChannelKey};
+pub use challenge::{Challenge, ChallengePolicy, ChallengeRequest, CreatedChallenge, Delivery};
+pub use channel::{Caller, Channel, ChannelOptions, NewChannelKey};
 pub use error::{Error, Missing};
+pub use message::LANGUAGES;
+pub use outbox::PendingMessage;
 pub use token::{Enrolled, Enrolment, SeedInput, Token};
 pub use verify::Verdict;
 
@@ -58,6 +65,8 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     policy: Policy,
+    challenge_policy: ChallengePolicy,
+    outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -68,6 +77,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         policy: Policy,
+        challenge_policy: ChallengePolicy,
     ) -> Self {
         Self {
             hsm,
@@ -75,7 +85,14 @@ impl Services {
             clock,
             metrics,
             policy,
+            challenge_policy,
+            outbox_ready: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Signalled whenever a message is queued (the delivery worker waits on it).
+    pub fn outbox_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_ready.clone()
     }
 
     /// Finds or creates the HSM's long-lived keys.
@@ -119,5 +136,6 @@ fn audit(caller: &Caller, token: Option<&Token>, action: &str, result: &str) -> 
         result: result.to_owned(),
         moving_factor: None,
         request_id: Some(caller.request_id.clone()),
+        challenge_id: None,
     }
 }

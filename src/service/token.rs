@@ -236,7 +236,7 @@ impl TryFrom<TokenRow> for Token {
 }
 
 /// User ids and issuers: 1 to 128 characters, no control characters.
-fn valid_user(user: &str) -> bool {
+pub(super) fn valid_user(user: &str) -> bool {
     !user.is_empty() && user.chars().count() <= MAX_USER_LEN && !user.chars().any(char::is_control)
 }
 

@@ -12,19 +12,23 @@ use super::{audit, Caller, Error, Missing, Services, Token};
 use crate::domain::{Otp, TokenKind};
 use crate::oath::time_step;
 use crate::oath::window::{self, Match};
-use crate::store::{Advance, Failure};
+use crate::store::{Advance, ChallengeRow, Failure};
 
 /// The answer to a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// The code is right and was unused: accepted, and now used.
     Accept,
-    /// The token is locked: nothing is accepted until it is unlocked.
+    /// The challenge has expired.
+    Expired,
+    /// The token or challenge is locked: nothing is accepted until it is unlocked.
     Locked,
     /// The code is wrong.
     Reject,
     /// The code was right once but has been used (or superseded) already.
     Replay,
+    /// The challenge was already used.
+    Used,
 }
 
 impl Verdict {
@@ -32,9 +36,11 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accept => "accept",
+            Self::Expired => "expired",
             Self::Locked => "locked",
             Self::Reject => "reject",
             Self::Replay => "replay",
+            Self::Used => "used",
         }
     }
 }
@@ -44,24 +50,35 @@ impl Services {
     pub fn verify_token(&self, caller: &Caller, id: Uuid, otp: &str) -> Result<Verdict, Error> {
         let token = self.token(caller, id)?;
         let otp = parse_for(otp, &token)?;
-        let verdict = self.verify_candidates(caller, &[token], &otp)?;
+        let verdict = self.verify_candidates(caller, &[token], &[], &otp)?;
         self.count(verdict, "token");
         Ok(verdict)
     }
 
     /// Verifies `otp` against every token of `user` in the caller's channel; the first token
     /// it matches decides.
+    /// The user's open challenges count too: their codes are accepted once, like a token's.
     pub fn verify_user(&self, caller: &Caller, user: &str, otp: &str) -> Result<Verdict, Error> {
         let tokens = self.user_tokens(caller, user)?;
+        let challenges = self
+            .store
+            .open_user_challenges(caller.channel.id, user, self.now())?;
+        if tokens.is_empty() && challenges.is_empty() {
+            return Err(Error::NotFound(Missing::User));
+        }
         let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
-        let candidates: Vec<Token> = tokens
+        let tokens: Vec<Token> = tokens
             .into_iter()
             .filter(|t| otp.has_digits(t.digits))
             .collect();
-        if candidates.is_empty() {
+        let challenges: Vec<ChallengeRow> = challenges
+            .into_iter()
+            .filter(|c| usize::try_from(c.digits).is_ok_and(|d| d == otp.len()))
+            .collect();
+        if tokens.is_empty() && challenges.is_empty() {
             return Err(Error::InvalidOtp);
         }
-        let verdict = self.verify_candidates(caller, &candidates, &otp)?;
+        let verdict = self.verify_candidates(caller, &tokens, &challenges, &otp)?;
         self.count(verdict, "user");
         Ok(verdict)
     }
@@ -117,22 +134,20 @@ impl Services {
 
     fn user_tokens(&self, caller: &Caller, user: &str) -> Result<Vec<Token>, Error> {
         let rows = self.store.user_tokens(caller.channel.id, user)?;
-        if rows.is_empty() {
-            return Err(Error::NotFound(Missing::User));
-        }
         rows.into_iter().map(Token::try_from).collect()
     }
 
-    /// Tries `otp` on each unlocked candidate; settles the first match, or counts a failure on
-    /// every candidate.
+    /// Tries `otp` on each unlocked token, then on each open challenge; settles the first
+    /// match, or counts a failure on every token and on the newest challenge.
     fn verify_candidates(
         &self,
         caller: &Caller,
         candidates: &[Token],
+        challenges: &[ChallengeRow],
         otp: &Otp,
     ) -> Result<Verdict, Error> {
         let open: Vec<&Token> = candidates.iter().filter(|t| !t.locked).collect();
-        if open.is_empty() {
+        if open.is_empty() && challenges.is_empty() {
             for token in candidates {
                 self.store
                     .append_audit(&audit(caller, Some(token), "verify", "locked"))?;
@@ -161,9 +176,22 @@ impl Services {
                 Match::Miss => {}
             }
         }
+        for challenge in challenges {
+            if self.challenge_matches(challenge, otp)? {
+                return self.use_challenge(caller, challenge);
+            }
+        }
         let open: Vec<Token> = open.into_iter().cloned().collect();
-        let outcomes = self.fail(caller, &open, "verify")?;
-        Ok(if outcomes.iter().all(|o| *o == Failure::Locked) {
+        let outcomes = if open.is_empty() {
+            Vec::new()
+        } else {
+            self.fail(caller, &open, "verify")?
+        };
+        if let Some(newest) = challenges.first() {
+            self.fail_challenge(caller, newest)?;
+        }
+        let all_locked = !outcomes.is_empty() && outcomes.iter().all(|o| *o == Failure::Locked);
+        Ok(if all_locked && challenges.is_empty() {
             Verdict::Locked
         } else {
             Verdict::Reject

@@ -24,6 +24,8 @@ pub struct AuditEntry {
     pub moving_factor: Option<i64>,
     /// The request id of the API call (for correlation with the logs).
     pub request_id: Option<String>,
+    /// The challenge concerned, if any.
+    pub challenge_id: Option<Uuid>,
 }
 
 pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult<()> {

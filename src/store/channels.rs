@@ -30,6 +30,10 @@ pub struct ChannelRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// May receive codes in API answers (`delivery: "response"`, code generation surfaces).
+    pub may_receive_otp: bool,
+    /// Messages it may still send; `None`: no budget.
+    pub message_budget: Option<i64>,
 }
 
 /// A channel to create.
@@ -48,6 +52,10 @@ pub struct NewChannel {
     pub client_cert_sha256: Vec<String>,
     /// Allowed source networks.
     pub allowed_networks: Vec<String>,
+    /// May receive codes in answers.
+    pub may_receive_otp: bool,
+    /// Message budget.
+    pub message_budget: Option<i64>,
 }
 
 impl Store {
@@ -68,6 +76,17 @@ impl Store {
         self.run("channel_by_key", |c| {
             Ok(channels::table
                 .filter(channels::key_mac.eq(key_mac))
+                .select(ChannelRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// The channel named `name`.
+    pub fn channel_by_name(&self, name: &str) -> Result<Option<ChannelRow>, StoreError> {
+        self.run("channel_by_name", |c| {
+            Ok(channels::table
+                .filter(channels::name.eq(name))
                 .select(ChannelRow::as_select())
                 .first(c)
                 .optional()?)
@@ -143,5 +162,6 @@ fn admin_audit(channel_id: Uuid, action: &str) -> AuditEntry {
         result: "ok".to_owned(),
         moving_factor: None,
         request_id: None,
+        challenge_id: None,
     }
 }

@@ -6,14 +6,22 @@
 //! with the audit row that records it (promises 4, 5 and 7).
 
 mod audit;
+mod challenges;
 mod channels;
 pub mod migrate;
+mod outbox;
 mod schema;
+mod templates;
 mod tokens;
+mod users;
 
 pub use audit::{AuditEntry, AuditRecord};
+pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
 pub use channels::{ChannelRow, NewChannel};
+pub use outbox::{Attempt, OutboxRow};
+pub use templates::TemplateRow;
 pub use tokens::{Advance, Failure, NewToken, TokenRow};
+pub use users::UserRow;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

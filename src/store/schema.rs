@@ -11,6 +11,7 @@ diesel::table! {
         result -> Text,
         moving_factor -> Nullable<Int8>,
         request_id -> Nullable<Text>,
+        challenge_id -> Nullable<Uuid>,
     }
 }
 
@@ -25,6 +26,57 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        may_receive_otp -> Bool,
+        message_budget -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    challenges (id) {
+        id -> Uuid,
+        channel_id -> Uuid,
+        user_id -> Nullable<Text>,
+        destination -> Text,
+        delivery -> Text,
+        app -> Nullable<Text>,
+        code_mac -> Bytea,
+        mac_version -> Int4,
+        digits -> Int2,
+        expires_at -> Timestamptz,
+        failure_count -> Int4,
+        state -> Text,
+        delivery_status -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        challenge_id -> Uuid,
+        kind -> Text,
+        destination -> Text,
+        sealed_message -> Nullable<Bytea>,
+        key_version -> Int4,
+        status -> Text,
+        gateway_index -> Int4,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        sent_via -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    templates (ref_id) {
+        ref_id -> Text,
+        channel_id -> Uuid,
+        lang -> Text,
+        body -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -49,6 +101,23 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(tokens -> channels (channel_id));
+diesel::table! {
+    users (channel_id, user_id) {
+        channel_id -> Uuid,
+        user_id -> Text,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(audit_log, channels, tokens,);
+diesel::joinable!(challenges -> channels (channel_id));
+diesel::joinable!(outbox -> challenges (challenge_id));
+diesel::joinable!(templates -> channels (channel_id));
+diesel::joinable!(tokens -> channels (channel_id));
+diesel::joinable!(users -> channels (channel_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_log, challenges, channels, outbox, templates, tokens, users,
+);

@@ -1,5 +1,6 @@
 //! The native API under `/v1`: tokens and their verification.
 
+mod challenges;
 mod dto;
 
 use actix_web::{web, HttpResponse};
@@ -12,23 +13,22 @@ use crate::oath::Period;
 use crate::service::{Caller, Enrolment, Error, SeedInput, Services};
 use dto::{EnrolRequest, ResyncRequest, TokenResponse, VerifyRequest, VerifyResponse};
 
-type Svc = web::Data<Services>;
+pub(super) type Svc = web::Data<Services>;
 
 /// Registers the `/v1` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1")
-            .service(resource("/tokens").route(web::post().to(enrol_token)))
-            .service(
-                resource("/tokens/{id}")
-                    .route(web::get().to(show_token))
-                    .route(web::delete().to(delete_token)),
-            )
-            .service(resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
-            .service(resource("/tokens/{id}/resync").route(web::post().to(resync_token)))
-            .service(resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)))
-            .service(resource("/users/{user}/verify").route(web::post().to(verify_user))),
-    );
+    let scope = web::scope("/v1")
+        .service(resource("/tokens").route(web::post().to(enrol_token)))
+        .service(
+            resource("/tokens/{id}")
+                .route(web::get().to(show_token))
+                .route(web::delete().to(delete_token)),
+        )
+        .service(resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
+        .service(resource("/tokens/{id}/resync").route(web::post().to(resync_token)))
+        .service(resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)))
+        .service(resource("/users/{user}/verify").route(web::post().to(verify_user)));
+    cfg.service(challenges::configure(scope));
 }
 
 async fn enrol_token(
@@ -106,7 +106,7 @@ async fn unlock_token(
 }
 
 /// A resource whose unsupported methods answer 405 in the API's error shape.
-fn resource(path: &str) -> actix_web::Resource {
+pub(super) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(super::method_not_allowed))
 }
 

@@ -1,0 +1,309 @@
+//! Challenges: creation under rate limits and budget, and the transactions that settle a
+//! verification (single use, failure counting, lock; promises 3, 5 and 7).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use uuid::Uuid;
+
+use super::audit::{self, AuditEntry};
+use super::schema::{challenges, channels, outbox};
+use super::{Store, StoreError};
+
+/// A challenge as stored: never the code, only its MAC.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = challenges)]
+pub struct ChallengeRow {
+    /// Identifier.
+    pub id: Uuid,
+    /// Owning channel.
+    pub channel_id: Uuid,
+    /// The user it was sent for, if any.
+    pub user_id: Option<String>,
+    /// Normalised phone number or e-mail address (or `user:ID` for a returned code).
+    pub destination: String,
+    /// `sms`, `email`, `voice` or `response`.
+    pub delivery: String,
+    /// The application named in the message.
+    pub app: Option<String>,
+    /// HMAC over (id, code) under the HSM's challenge MAC key.
+    pub code_mac: Vec<u8>,
+    /// Version of that key.
+    pub mac_version: i32,
+    /// Code length.
+    pub digits: i16,
+    /// End of validity.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes so far.
+    pub failure_count: i32,
+    /// `open`, `used` or `locked`.
+    pub state: String,
+    /// `pending`, `sent`, `failed`, `expired` or `returned`.
+    pub delivery_status: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message to queue with a challenge.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// `sms`, `email` or `voice`.
+    pub kind: String,
+    /// Where to.
+    pub destination: String,
+    /// The AES-GCM-sealed text.
+    pub sealed: Vec<u8>,
+    /// Version of the sealing key.
+    pub key_version: i32,
+}
+
+/// Limits checked when a challenge is created.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// At most this many challenges per destination since `destination_since`.
+    pub per_destination: i64,
+    /// Start of the destination window.
+    pub destination_since: DateTime<Utc>,
+    /// At most this many challenges per channel since `channel_since`.
+    pub per_channel: i64,
+    /// Start of the channel window.
+    pub channel_since: DateTime<Utc>,
+}
+
+/// How a creation ended.
+#[derive(Clone, Debug)]
+pub enum Creation {
+    /// Created (and its message queued).
+    Created(ChallengeRow),
+    /// A rate limit is reached.
+    RateLimited,
+    /// The channel's message budget is spent.
+    BudgetSpent,
+}
+
+/// How a proposed use of a challenge ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Used now, by this request only.
+    Used,
+    /// Already used.
+    AlreadyUsed,
+    /// Locked by failures.
+    Locked,
+    /// Expired.
+    Expired,
+}
+
+impl Store {
+    /// Creates a challenge, queues its message, spends one unit of the channel's budget for
+    /// a message, and writes the audit row — unless a limit says no. The per-destination
+    /// count is taken under a transaction-scoped advisory lock on (channel, destination), so
+    /// concurrent requests and several nodes cannot exceed it.
+    pub fn create_challenge(
+        &self,
+        new: &ChallengeRow,
+        message: Option<&NewMessage>,
+        limits: &Limits,
+        entry: &AuditEntry,
+    ) -> Result<Creation, StoreError> {
+        self.transaction("challenge_create", |c| {
+            let lock_key = format!("{}|{}", new.channel_id, new.destination);
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<Text, _>(&lock_key)
+                .execute(c)?;
+            let same_destination: i64 = challenges::table
+                .filter(challenges::channel_id.eq(new.channel_id))
+                .filter(challenges::destination.eq(&new.destination))
+                .filter(challenges::created_at.gt(limits.destination_since))
+                .count()
+                .get_result(c)?;
+            let same_channel: i64 = challenges::table
+                .filter(challenges::channel_id.eq(new.channel_id))
+                .filter(challenges::created_at.gt(limits.channel_since))
+                .count()
+                .get_result(c)?;
+            if same_destination >= limits.per_destination || same_channel >= limits.per_channel {
+                return Ok(Creation::RateLimited);
+            }
+            if message.is_some() {
+                let budget: Option<i64> = channels::table
+                    .find(new.channel_id)
+                    .select(channels::message_budget)
+                    .for_update()
+                    .first(c)?;
+                if let Some(left) = budget {
+                    if left <= 0 {
+                        return Ok(Creation::BudgetSpent);
+                    }
+                    diesel::update(channels::table.find(new.channel_id))
+                        .set(channels::message_budget.eq(left - 1))
+                        .execute(c)?;
+                }
+            }
+            let row = diesel::insert_into(challenges::table)
+                .values(new)
+                .returning(ChallengeRow::as_returning())
+                .get_result(c)?;
+            if let Some(m) = message {
+                diesel::insert_into(outbox::table)
+                    .values((
+                        outbox::challenge_id.eq(row.id),
+                        outbox::kind.eq(&m.kind),
+                        outbox::destination.eq(&m.destination),
+                        outbox::sealed_message.eq(&m.sealed),
+                        outbox::key_version.eq(m.key_version),
+                        outbox::expires_at.eq(row.expires_at),
+                    ))
+                    .execute(c)?;
+            }
+            audit::append(c, entry)?;
+            Ok(Creation::Created(row))
+        })
+    }
+
+    /// The challenge `id` of `channel_id`.
+    pub fn challenge(
+        &self,
+        channel_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ChallengeRow>, StoreError> {
+        self.run("challenge_get", |c| {
+            Ok(challenges::table
+                .filter(
+                    challenges::id
+                        .eq(id)
+                        .and(challenges::channel_id.eq(channel_id)),
+                )
+                .select(ChallengeRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// The newest challenge for `destination` (and `app`, when given) in `channel_id`.
+    pub fn newest_challenge(
+        &self,
+        channel_id: Uuid,
+        destination: &str,
+        app: Option<&str>,
+    ) -> Result<Option<ChallengeRow>, StoreError> {
+        self.run("challenge_newest", |c| {
+            let mut query = challenges::table
+                .filter(challenges::channel_id.eq(channel_id))
+                .filter(challenges::destination.eq(destination))
+                .into_boxed();
+            if let Some(app) = app {
+                query = query.filter(challenges::app.eq(app));
+            }
+            Ok(query
+                .order(challenges::created_at.desc())
+                .select(ChallengeRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// The open, unexpired challenges of `user` in `channel_id`, newest first.
+    pub fn open_user_challenges(
+        &self,
+        channel_id: Uuid,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ChallengeRow>, StoreError> {
+        self.run("challenge_by_user", |c| {
+            Ok(challenges::table
+                .filter(challenges::channel_id.eq(channel_id))
+                .filter(challenges::user_id.eq(user))
+                .filter(challenges::state.eq("open"))
+                .filter(challenges::expires_at.gt(now))
+                .order(challenges::created_at.desc())
+                .limit(10)
+                .select(ChallengeRow::as_select())
+                .load(c)?)
+        })
+    }
+
+    /// Marks the challenge used if it is open and unexpired at `now`; the row count decides,
+    /// so a code is accepted once however many requests race. Records `entry` with the result.
+    pub fn use_challenge(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        mut entry: AuditEntry,
+    ) -> Result<Settled, StoreError> {
+        self.transaction("challenge_use", |c| {
+            let n = diesel::update(
+                challenges::table
+                    .filter(challenges::id.eq(id))
+                    .filter(challenges::state.eq("open"))
+                    .filter(challenges::expires_at.gt(now)),
+            )
+            .set(challenges::state.eq("used"))
+            .execute(c)?;
+            let settled = if n == 1 {
+                Settled::Used
+            } else {
+                let (state, expires_at): (String, DateTime<Utc>) = challenges::table
+                    .find(id)
+                    .select((challenges::state, challenges::expires_at))
+                    .first(c)?;
+                match state.as_str() {
+                    "used" => Settled::AlreadyUsed,
+                    "locked" => Settled::Locked,
+                    _ if expires_at <= now => Settled::Expired,
+                    _ => Settled::AlreadyUsed,
+                }
+            };
+            if settled != Settled::Used {
+                entry.result = settled.as_str().to_owned();
+            }
+            audit::append(c, &entry)?;
+            Ok(settled)
+        })
+    }
+
+    /// Counts a wrong code; locks the challenge at `max_failures`. Returns whether it is now
+    /// locked (or already was).
+    pub fn fail_challenge(
+        &self,
+        id: Uuid,
+        max_failures: i32,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction("challenge_failure", |c| {
+            let count: Option<i32> = diesel::update(
+                challenges::table
+                    .filter(challenges::id.eq(id))
+                    .filter(challenges::state.eq("open")),
+            )
+            .set(challenges::failure_count.eq(challenges::failure_count + 1))
+            .returning(challenges::failure_count)
+            .get_result(c)
+            .optional()?;
+            let locked = match count {
+                None => true,
+                Some(n) if n >= max_failures => {
+                    diesel::update(challenges::table.find(id))
+                        .set(challenges::state.eq("locked"))
+                        .execute(c)?;
+                    true
+                }
+                Some(_) => false,
+            };
+            audit::append(c, entry)?;
+            Ok(locked)
+        })
+    }
+}
+
+impl Settled {
+    /// The stable result name (`accept` for a successful use).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyUsed => "used",
+            Self::Expired => "expired",
+            Self::Locked => "locked",
+            Self::Used => "accept",
+        }
+    }
+}
