@@ -113,6 +113,7 @@ fn main() {
             let env = Env::with(EnvOptions {
                 seed_storage: mode,
                 settings: vec![("HSM_OTP_MAX_FAILURES".into(), "1000".into())],
+                config_toml: None,
             });
             let server = Server::start(&env);
             let api = server.api(&env.channel_key);

@@ -168,6 +168,40 @@ impl RawChallenges {
     }
 }
 
+/// Merges the file and the environment (the environment wins) into the raw settings.
+fn read(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Raw, ConfigError> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?
+        }
+        None => toml::Table::new(),
+    };
+    let mut fallback_db = None;
+    for (name, value) in env {
+        if name == "DATABASE_URL" {
+            fallback_db = Some(value);
+        } else if let Some(key) = name.strip_prefix("HSM_OTP_") {
+            if !NOT_KEYS.contains(&name.as_str()) {
+                table.insert(key.to_lowercase(), toml::Value::String(value));
+            }
+        }
+    }
+    if let Some(url) = fallback_db {
+        table
+            .entry("database_url")
+            .or_insert(toml::Value::String(url));
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned()))
+}
+
 /// Numbers may come from TOML as integers or from the environment as strings.
 fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
@@ -198,34 +232,15 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?
-            }
-            None => toml::Table::new(),
-        };
-        let mut fallback_db = None;
-        for (name, value) in env {
-            if name == "DATABASE_URL" {
-                fallback_db = Some(value);
-            } else if let Some(key) = name.strip_prefix("HSM_OTP_") {
-                if !NOT_KEYS.contains(&name.as_str()) {
-                    table.insert(key.to_lowercase(), toml::Value::String(value));
-                }
-            }
-        }
-        if let Some(url) = fallback_db {
-            table
-                .entry("database_url")
-                .or_insert(toml::Value::String(url));
-        }
-        let raw: Raw = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned()))?;
-        raw.validate()
+        read(file, env)?.validate()
+    }
+
+    /// Only the database URL: all `hsm-otp migrate` needs (the HSM settings may be absent).
+    pub fn database_url(file: Option<&Path>) -> Result<SecretString, ConfigError> {
+        read(file, std::env::vars())?
+            .database_url
+            .map(SecretString::new)
+            .ok_or_else(|| ConfigError("database_url is required (HSM_OTP_DATABASE_URL)".into()))
     }
 
     /// Checks that the TLS files are configured (needed to serve, not for the CLI).

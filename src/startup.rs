@@ -71,6 +71,9 @@ impl Application {
         if let Err(e) = services.ready() {
             tracing::warn!(error = %e, "not ready yet; serving and retrying per request");
         }
+        let worker = crate::delivery::Worker::new(services.clone(), config.delivery.clone())
+            .map_err(|e| StartupError::Config(ConfigError::from_message(e)))?;
+        actix_web::rt::spawn(worker.run());
         let metrics =
             MetricsServer::start(TcpListener::bind(config.metrics_listen)?, services.clone())?;
         let listener = TcpListener::bind(config.listen)?;

@@ -107,9 +107,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             serve(&config)
         }
         Command::Migrate { json } => {
-            let config = Config::load(cli.config.as_deref())?;
-            crate::telemetry::init(&config.log_level, &config.log_format);
-            let applied = crate::store::migrate::run(config.database_url.expose())
+            let database_url = Config::database_url(cli.config.as_deref())?;
+            crate::telemetry::init("warn", "text");
+            let applied = crate::store::migrate::run(database_url.expose())
                 .map_err(|e| CliError::Other(e.to_string()))?;
             if json {
                 println!("{}", serde_json::json!({ "applied": applied }));

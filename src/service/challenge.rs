@@ -225,7 +225,7 @@ impl Services {
                     .with_label_values(&[delivery.as_str()])
                     .inc();
                 Ok(CreatedChallenge {
-                    challenge: shown(row, now),
+                    challenge: shown(*row, now),
                     otp: (delivery == Delivery::Response).then_some(code),
                 })
             }

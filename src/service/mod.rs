@@ -18,6 +18,7 @@ pub use error::{Error, Missing};
 pub use message::LANGUAGES;
 pub use outbox::PendingMessage;
 pub use token::{Enrolled, Enrolment, SeedInput, Token};
+pub use user::User;
 pub use verify::Verdict;
 
 use std::sync::Arc;

@@ -74,7 +74,7 @@ pub struct Limits {
 #[derive(Clone, Debug)]
 pub enum Creation {
     /// Created (and its message queued).
-    Created(ChallengeRow),
+    Created(Box<ChallengeRow>),
     /// A rate limit is reached.
     RateLimited,
     /// The channel's message budget is spent.
@@ -157,7 +157,7 @@ impl Store {
                     .execute(c)?;
             }
             audit::append(c, entry)?;
-            Ok(Creation::Created(row))
+            Ok(Creation::Created(Box::new(row)))
         })
     }
 

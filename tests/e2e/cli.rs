@@ -141,3 +141,21 @@ fn dev_sets_up_a_complete_environment_once_and_reuses_it() {
     let channels = env.sql("SELECT string_agg(name, ',' ORDER BY name) FROM channels");
     assert_eq!(channels, "app,demo");
 }
+
+#[test]
+fn migrate_needs_only_the_database_url_and_is_idempotent() {
+    let env = Env::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsm-otp"))
+        .args(["migrate", "--json"])
+        .env_clear()
+        .env("DATABASE_URL", &env.database_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["applied"], serde_json::json!([]), "already up to date");
+}

@@ -80,8 +80,15 @@ async fn every_secret_key_in_the_hsm_reads_back_as_sensitive_and_not_extractable
         }
         let kek = keys.iter().find(|k| k.0 == "hsm-otp.seed-kek.v1").unwrap();
         assert_eq!(kek.1, ["wrap", "unwrap"], "the KEK only wraps and unwraps");
-        let outbox = keys.iter().find(|k| k.0 == "hsm-otp.outbox-key.v1").unwrap();
-        assert_eq!(outbox.1, ["encrypt", "decrypt"], "the outbox key only seals messages");
+        let outbox = keys
+            .iter()
+            .find(|k| k.0 == "hsm-otp.outbox-key.v1")
+            .unwrap();
+        assert_eq!(
+            outbox.1,
+            ["encrypt", "decrypt"],
+            "the outbox key only seals messages"
+        );
         assert!(labels.contains(&"hsm-otp.challenge-mac.v1"), "{labels:?}");
     })
     .await;

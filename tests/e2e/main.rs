@@ -13,6 +13,7 @@
 mod helpers;
 
 mod bad_input;
+mod challenges;
 mod cli;
 mod concurrency;
 mod fail_closed;

@@ -1,7 +1,7 @@
 //! `/v1/users` (the directory) and `/v1/challenges`.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::super::error::ApiError;
@@ -9,7 +9,6 @@ use super::super::extract::blocking;
 use super::{resource, Svc};
 use crate::domain::SecretString;
 use crate::service::{Caller, ChallengeRequest, Delivery};
-use crate::store::UserRow;
 
 /// Registers the routes.
 pub(super) fn configure(scope: actix_web::Scope) -> actix_web::Scope {
@@ -31,29 +30,6 @@ pub(super) fn configure(scope: actix_web::Scope) -> actix_web::Scope {
 struct UserBody {
     phone: Option<String>,
     email: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct UserResponse {
-    user: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    phone: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<String>,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<UserRow> for UserResponse {
-    fn from(r: UserRow) -> Self {
-        Self {
-            user: r.user_id,
-            phone: r.phone,
-            email: r.email,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +74,7 @@ async fn put_user(
     } else {
         HttpResponse::Ok()
     };
-    Ok(answer.json(UserResponse::from(row)))
+    Ok(answer.json(row))
 }
 
 async fn show_user(
@@ -107,7 +83,7 @@ async fn show_user(
     user: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = blocking(move || svc.user(&caller, &user)).await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(row)))
+    Ok(HttpResponse::Ok().json(row))
 }
 
 async fn delete_user(

@@ -13,6 +13,8 @@ pub struct EnvOptions {
     pub seed_storage: &'static str,
     /// Extra `HSM_OTP_*` settings for every process of this environment.
     pub settings: Vec<(String, String)>,
+    /// A configuration file for every process (gateways, challenge limits).
+    pub config_toml: Option<String>,
 }
 
 impl Default for EnvOptions {
@@ -20,6 +22,7 @@ impl Default for EnvOptions {
         Self {
             seed_storage: "wrapped",
             settings: Vec::new(),
+            config_toml: None,
         }
     }
 }
@@ -136,6 +139,11 @@ impl Env {
                 "127.0.0.1:0".to_owned(),
             ),
         ];
+        if let Some(toml) = &self.options.config_toml {
+            let file = self.dir.path().join("config.toml");
+            std::fs::write(&file, toml).unwrap();
+            vars.push(("HSM_OTP_CONFIG".to_owned(), file.display().to_string()));
+        }
         vars.extend(self.options.settings.iter().cloned());
         vars
     }

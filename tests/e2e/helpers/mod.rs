@@ -2,6 +2,7 @@
 
 pub mod app;
 mod env;
+pub mod peers;
 mod proxy;
 
 pub use app::{Server, ServerOptions};
