@@ -24,6 +24,28 @@ fn text_of(body: &str) -> String {
         .to_owned()
 }
 
+/// An SMS peer, an environment routing SMS to it (plus `extra` TOML), its server and client.
+async fn with_sms(extra: &str) -> (HttpPeer, Env, Server, Api) {
+    let sms = HttpPeer::start().await;
+    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", extra);
+    let server = Server::start(&env);
+    let api = server.api(&env.channel_key);
+    (sms, env, server, api)
+}
+
+/// The challenge's delivery status once it is no longer `pending` (bounded wait).
+async fn settled_delivery(api: &Api, id: &str) -> Value {
+    let path = format!("/v1/challenges/{id}");
+    for _ in 0..200 {
+        let state = api.get(&path).await.1;
+        if state["delivery_status"] != "pending" {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("delivery of {id} never settled");
+}
+
 async fn challenge(api: &Api, body: Value) -> Value {
     let (status, v) = api.post("/v1/challenges", body).await;
     assert_eq!(status.as_u16(), 201, "{v}");
@@ -75,15 +97,7 @@ async fn an_sms_code_reaches_the_phone_and_is_accepted_once() {
     assert!(text.ends_with("It expires in 10 minutes."), "{text}");
     let code = code_in(text, 6);
 
-    let path = format!("/v1/challenges/{id}");
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = api.get(&path).await.1;
-        if state["delivery_status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let state = settled_delivery(&api, id).await;
     assert_eq!(state["delivery_status"], "sent", "{state}");
     assert!(!state.to_string().contains(&code));
 
@@ -103,10 +117,7 @@ async fn an_sms_code_reaches_the_phone_and_is_accepted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_codes_lock_a_challenge_and_a_short_ttl_expires_it() {
-    let sms = HttpPeer::start().await;
-    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (sms, _env, _server, api) = with_sms("").await;
     let c = challenge(
         &api,
         json!({"destination": "+14155550100", "delivery": "sms"}),
@@ -135,11 +146,8 @@ async fn five_wrong_codes_lock_a_challenge_and_a_short_ttl_expires_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_answering_503_twice_then_200_delivers_the_message_once() {
-    let sms = HttpPeer::start().await;
+    let (sms, _env, server, api) = with_sms("").await;
     sms.script(&[503, 503]);
-    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
     let c = challenge(
         &api,
         json!({"destination": "+14155550100", "delivery": "sms"}),
@@ -192,39 +200,22 @@ async fn when_the_first_gateway_is_down_the_second_delivers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_refusal_by_the_only_gateway_is_recorded_as_failed() {
-    let sms = HttpPeer::start().await;
+    let (sms, env, _server, api) = with_sms("").await;
     sms.script(&[400]);
-    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
     let c = challenge(
         &api,
         json!({"destination": "+14155550100", "delivery": "sms"}),
     )
     .await;
-    let path = format!("/v1/challenges/{}", c["id"].as_str().unwrap());
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = api.get(&path).await.1["delivery_status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status != "pending" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "failed");
+    let state = settled_delivery(&api, c["id"].as_str().unwrap()).await;
+    assert_eq!(state["delivery_status"], "failed");
     assert_eq!(env.sql("SELECT last_error FROM outbox"), "sms: HTTP 400");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_pending_when_the_service_is_killed_are_delivered_after_a_restart() {
-    let sms = HttpPeer::start().await;
+    let (sms, env, mut server, api) = with_sms("").await;
     sms.answer_always(503);
-    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let mut server = Server::start(&env);
-    let api = server.api(&env.channel_key);
     for n in 0..3 {
         challenge(
             &api,
@@ -257,11 +248,8 @@ async fn messages_pending_when_the_service_is_killed_are_delivered_after_a_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_dump_holds_neither_the_code_nor_the_message_text() {
-    let sms = HttpPeer::start().await;
+    let (sms, env, _server, api) = with_sms("").await;
     sms.answer_always(503);
-    let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
     challenge(
         &api,
         json!({"destination": "+14155550100", "delivery": "sms", "digits": 10}),
@@ -301,14 +289,7 @@ async fn a_database_dump_holds_neither_the_code_nor_the_message_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_challenges_for_one_destination_are_refused_429() {
-    let sms = HttpPeer::start().await;
-    let env = env_with(
-        &sms.gateway_toml("sms"),
-        "sms = [\"sms\"]",
-        "[challenges]\nper_destination_limit = 2\n",
-    );
-    let server = Server::start(&env);
-    let api = server.api(&env.channel_key);
+    let (_sms, _env, _server, api) = with_sms("[challenges]\nper_destination_limit = 2\n").await;
     let body = json!({"destination": "+14155550100", "delivery": "sms"});
     challenge(&api, body.clone()).await;
     challenge(&api, body.clone()).await;
