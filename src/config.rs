@@ -467,4 +467,32 @@ mod tests {
         assert_eq!(c.hsm.user_pin.expose(), "98765");
         assert!(!format!("{c:?}").contains("98765"));
     }
+
+    #[test]
+    fn gateways_and_routes_are_read_checked_and_never_show_their_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let gateways =
+            "[gateways.sms]\nkind = \"http\"\nurl = \"https://p.example/send?key=url-secret\"\n\
+                        headers = { Authorization = \"Bearer header-secret\" }\n\
+                        [gateways.mail]\nkind = \"smtp\"\nhost = \"smtp.example\"\n\
+                        from = \"Bank <otp@bank.example>\"\npassword = \"smtp-secret\"\n";
+        let write = |routes: &str| {
+            std::fs::write(&file, format!("{gateways}[delivery]\n{routes}\n")).unwrap();
+            Config::from_sources(Some(&file), minimal())
+        };
+        let c = write("sms = [\"sms\"]\nemail = [\"mail\"]").unwrap();
+        assert_eq!(c.delivery.route("sms"), ["sms"]);
+        assert_eq!(c.challenges.max_failures, 5);
+        let shown = format!("{c:?}");
+        for secret in ["url-secret", "header-secret", "smtp-secret"] {
+            assert!(!shown.contains(secret), "{secret} in Debug output");
+        }
+        assert!(write("sms = [\"nope\"]").is_err(), "unknown gateway");
+        assert!(write("sms = [\"mail\"]").is_err(), "SMTP cannot carry SMS");
+        assert!(
+            write("email = [\"sms\"]").is_err(),
+            "HTTP cannot carry e-mail"
+        );
+    }
 }

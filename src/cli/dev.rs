@@ -75,8 +75,11 @@ pub(super) fn run(args: DevArgs, config_file: Option<&Path>) -> Result<(), CliEr
             .ensure_keys()
             .map_err(|e| CliError::Other(e.to_string()))?;
         let fingerprint = client_fingerprint(&pki.client_cert)?;
+        // The demo channel may receive codes in answers, so challenges can be tried
+        // locally without an SMS provider (`"delivery": "response"`).
         let options = crate::service::ChannelOptions {
             client_cert_sha256: vec![fingerprint],
+            may_receive_otp: true,
             ..Default::default()
         };
         let key = match services.create_channel(DEMO_CHANNEL, &options) {

@@ -113,6 +113,19 @@ async fn an_sms_code_reaches_the_phone_and_is_accepted_once() {
         audit,
         "challenge.create:ok,challenge.verify:reject,challenge.verify:accept,challenge.verify:used"
     );
+    // Promise 9 on the delivery path: no code, message text or provider credential logged.
+    let log = server.log_text();
+    assert!(
+        log.contains("message delivered"),
+        "the worker logs its work"
+    );
+    for secret in [
+        code.as_str(),
+        "verification code is",
+        "provider-secret-token",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
