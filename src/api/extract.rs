@@ -7,54 +7,93 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
-use super::error::{ApiError, ErrorCode};
-use crate::service::{Caller, Error, Services};
+use super::error::ApiError;
+use crate::domain::SecretString;
+use crate::service::{Caller, Credential, Error, Services};
 use crate::tls::PeerCertificate;
 
-/// The header carrying the channel key.
+/// The header carrying the channel key on the native API.
 pub const CHANNEL_KEY_HEADER: &str = "X-Channel-Key";
 
 /// The id of the current request (set by the request middleware).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// A credential taken from a request, owned so it can move to the blocking pool.
+#[derive(Debug)]
+pub enum OwnedCredential {
+    /// A channel key.
+    Key(SecretString),
+    /// A channel name and key.
+    NamedKey(String, SecretString),
+    /// An account number and key.
+    AccountKey(String, SecretString),
+    /// A session token.
+    Session(SecretString),
+}
+
+impl OwnedCredential {
+    fn borrowed(&self) -> Credential<'_> {
+        match self {
+            Self::Key(k) => Credential::Key(k.expose()),
+            Self::NamedKey(name, key) => Credential::NamedKey {
+                name,
+                key: key.expose(),
+            },
+            Self::AccountKey(account, key) => Credential::AccountKey {
+                account,
+                key: key.expose(),
+            },
+            Self::Session(t) => Credential::Session(t.expose()),
+        }
+    }
+}
+
 /// Runs a blocking use case on the blocking pool, inside the request's tracing span.
-pub async fn blocking<R, F>(f: F) -> Result<R, ApiError>
+pub async fn run<R, F>(f: F) -> Result<R, Error>
 where
     F: FnOnce() -> Result<R, Error> + Send + 'static,
     R: Send + 'static,
 {
     let span = tracing::Span::current();
     match web::block(move || span.in_scope(f)).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(_) => Err(ApiError::new(ErrorCode::InternalError)),
+        Ok(result) => result,
+        Err(_) => Err(Error::Internal("blocking task failed".into())),
     }
 }
 
-/// Authenticates the caller from the client certificate of the connection, the channel key
-/// header and the peer address (promise 6).
-pub async fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let services = req
-        .app_data::<web::Data<Services>>()
+/// [`run`], with the error as the native API's answer.
+pub async fn blocking<R, F>(f: F) -> Result<R, ApiError>
+where
+    F: FnOnce() -> Result<R, Error> + Send + 'static,
+    R: Send + 'static,
+{
+    run(f).await.map_err(ApiError::from)
+}
+
+/// The services of the application.
+pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, Error> {
+    req.app_data::<web::Data<Services>>()
         .cloned()
-        .ok_or_else(|| ApiError::new(ErrorCode::InternalError))?;
+        .ok_or_else(|| Error::Internal("services missing".into()))
+}
+
+/// Authenticates the caller with `credential`, the connection's client certificate and the
+/// peer address (promise 6). Surfaces with their own envelopes map the error themselves.
+pub async fn authenticate(
+    req: &HttpRequest,
+    credential: Option<OwnedCredential>,
+) -> Result<Caller, Error> {
+    let services = services(req)?;
     let fingerprint = req.conn_data::<PeerCertificate>().map(|c| c.sha256.clone());
-    let key = req
-        .headers()
-        .get(CHANNEL_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|k| crate::domain::SecretString::new(k.trim().to_owned()));
     let peer = req.peer_addr().map(|a| a.ip());
     let request_id = req
         .extensions()
         .get::<RequestId>()
         .map_or_else(String::new, |r| r.0.clone());
-    let channel = blocking(move || {
-        services.authenticate(
-            key.as_ref().map(|k| k.expose()),
-            fingerprint.as_deref(),
-            peer,
-        )
+    let channel = run(move || {
+        let credential = credential.as_ref().map(OwnedCredential::borrowed);
+        services.authenticate(credential, fingerprint.as_deref(), peer)
     })
     .await?;
     Ok(Caller {
@@ -67,9 +106,20 @@ impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
+    /// The native API: the channel key in `X-Channel-Key`.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         let span = tracing::Span::current();
-        Box::pin(async move { caller(&req).await }.instrument(span))
+        Box::pin(
+            async move {
+                let key = req
+                    .headers()
+                    .get(CHANNEL_KEY_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|k| OwnedCredential::Key(SecretString::new(k.trim().to_owned())));
+                authenticate(&req, key).await.map_err(ApiError::from)
+            }
+            .instrument(span),
+        )
     }
 }

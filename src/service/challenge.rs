@@ -91,6 +91,8 @@ pub struct ChallengeRequest {
     pub digits: Option<u8>,
     /// A channel template's `ref_id`.
     pub template: Option<String>,
+    /// An opaque key to bind a returned code to (MOSIP's OTP manager), instead of an address.
+    pub key: Option<String>,
 }
 
 /// A challenge as shown to its channel: never the code.
@@ -151,7 +153,11 @@ impl Services {
         if !valid_lang(lang) || (req.template.is_none() && !LANGUAGES.contains(&lang)) {
             return Err(Error::InvalidRequest("lang"));
         }
-        if req.app.as_deref().is_some_and(|a| !valid_label(a)) {
+        if req
+            .app
+            .as_deref()
+            .is_some_and(|a| !valid_label(a) || a.chars().count() > 64)
+        {
             return Err(Error::InvalidRequest("app"));
         }
         let destination = self.destination(caller, &req, delivery)?;
@@ -282,6 +288,19 @@ impl Services {
         row: &ChallengeRow,
         otp: &Otp,
     ) -> Result<Verdict, Error> {
+        self.settle_challenge_within(caller, row, otp, self.challenge_policy.max_failures)
+            .map(|(verdict, _)| verdict)
+    }
+
+    /// [`Self::settle_challenge`] with a surface's own failure limit; also says whether this
+    /// attempt locked the challenge.
+    pub(super) fn settle_challenge_within(
+        &self,
+        caller: &Caller,
+        row: &ChallengeRow,
+        otp: &Otp,
+        max_failures: u32,
+    ) -> Result<(Verdict, bool), Error> {
         if otp.len() != usize::try_from(row.digits).unwrap_or(0) {
             return Err(Error::InvalidOtp);
         }
@@ -295,13 +314,13 @@ impl Services {
         if let Some(verdict) = early {
             let entry = challenge_audit(caller, row, "challenge.verify", verdict.as_str());
             self.store.append_audit(&entry)?;
-            return Ok(verdict);
+            return Ok((verdict, false));
         }
         if self.challenge_matches(row, otp)? {
-            return self.use_challenge(caller, row);
+            return Ok((self.use_challenge(caller, row)?, false));
         }
-        self.fail_challenge(caller, row)?;
-        Ok(Verdict::Reject)
+        let locked = self.fail_challenge_within(caller, row, max_failures)?;
+        Ok((Verdict::Reject, locked))
     }
 
     /// Uses a challenge whose code matched: the conditional update decides (single use).
@@ -334,7 +353,16 @@ impl Services {
         caller: &Caller,
         row: &ChallengeRow,
     ) -> Result<bool, Error> {
-        let max = i32::try_from(self.challenge_policy.max_failures).unwrap_or(i32::MAX);
+        self.fail_challenge_within(caller, row, self.challenge_policy.max_failures)
+    }
+
+    fn fail_challenge_within(
+        &self,
+        caller: &Caller,
+        row: &ChallengeRow,
+        max_failures: u32,
+    ) -> Result<bool, Error> {
+        let max = i32::try_from(max_failures).unwrap_or(i32::MAX);
         let entry = challenge_audit(caller, row, "challenge.verify", "reject");
         Ok(self.store.fail_challenge(row.id, max, &entry)?)
     }
@@ -357,6 +385,9 @@ impl Services {
             if !super::token::valid_user(user) {
                 return Err(Error::InvalidRequest("user"));
             }
+        }
+        if let Some(key) = &req.key {
+            return key_destination(key);
         }
         if let Some(d) = &req.destination {
             let parsed = match delivery {
@@ -402,6 +433,15 @@ impl Services {
     }
 }
 
+/// The destination recorded for a code bound to an opaque key.
+pub(super) fn key_destination(key: &str) -> Result<String, Error> {
+    if valid_label(key) && key.chars().count() <= 128 {
+        Ok(format!("key:{key}"))
+    } else {
+        Err(Error::InvalidRequest("key"))
+    }
+}
+
 /// A phone number (E.164) or an e-mail address, normalised.
 fn normalise_destination(d: &str) -> Option<String> {
     if d.contains('@') {
@@ -411,9 +451,9 @@ fn normalise_destination(d: &str) -> Option<String> {
     }
 }
 
-/// Application names: 1 to 64 printable characters.
+/// Application names: 1 to 64 printable characters (keys may be up to 128).
 fn valid_label(s: &str) -> bool {
-    !s.is_empty() && s.chars().count() <= 64 && !s.chars().any(char::is_control)
+    !s.is_empty() && s.chars().count() <= 128 && !s.chars().any(char::is_control)
 }
 
 fn shown(row: ChallengeRow, now: DateTime<Utc>) -> Challenge {

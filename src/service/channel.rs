@@ -26,7 +26,35 @@ pub struct Channel {
     pub name: String,
     /// May receive codes in API answers.
     pub may_receive_otp: bool,
+    /// Account number (UnityVox's `accountnumber`).
+    pub account_number: Option<String>,
 }
+
+/// How a caller proves which channel it is, beside its client certificate.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// The channel key alone (`X-Channel-Key`, mPass's `apikey`).
+    Key(&'a str),
+    /// The channel's name and key (MOSIP's client id and secret, PhenixID's Basic).
+    NamedKey {
+        /// Channel name.
+        name: &'a str,
+        /// Channel key.
+        key: &'a str,
+    },
+    /// The channel's account number and key (UnityVox).
+    AccountKey {
+        /// Account number.
+        account: &'a str,
+        /// Channel key.
+        key: &'a str,
+    },
+    /// A session token from [`Services::issue_session`] (MOSIP's `Authorization`).
+    Session(&'a str),
+}
+
+/// Prefix of session tokens, and the MAC's domain separator.
+const SESSION_PREFIX: &str = "hos1";
 
 /// What a new channel may do, besides authenticating.
 #[derive(Clone, Debug, Default)]
@@ -65,49 +93,112 @@ fn expose<S: serde::Serializer>(k: &SecretString, s: S) -> Result<S::Ok, S::Erro
 }
 
 impl Services {
-    /// Resolves the caller's channel from its key, client certificate and source address.
-    ///
-    /// Every refusal is the same `Unauthenticated` for the caller; the reason is logged.
+    /// Resolves the caller's channel from a credential, its client certificate and its
+    /// source address. Every refusal is the same `Unauthenticated`; the reason is logged.
     pub fn authenticate(
         &self,
-        presented_key: Option<&str>,
+        credential: Option<Credential<'_>>,
         cert_sha256: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Channel, Error> {
-        let Some(key) = presented_key.filter(|k| looks_like_key(k)) else {
-            tracing::info!(
-                reason = "missing or malformed channel key",
-                "caller refused"
-            );
-            return Err(Error::Unauthenticated);
+        let refuse = |reason: &str| {
+            tracing::info!(reason, "caller refused");
+            Error::Unauthenticated
         };
+        let row = match credential {
+            None => return Err(refuse("no credential")),
+            Some(Credential::Key(key)) => self.channel_of_key(key)?,
+            Some(Credential::NamedKey { name, key }) => {
+                let row = self.channel_of_key(key)?;
+                if row.name != name {
+                    return Err(refuse("channel name does not match the key"));
+                }
+                row
+            }
+            Some(Credential::AccountKey { account, key }) => {
+                let row = self.channel_of_key(key)?;
+                if row.account_number.as_deref() != Some(account) {
+                    return Err(refuse("account number does not match the key"));
+                }
+                row
+            }
+            Some(Credential::Session(token)) => self.channel_of_session(token)?,
+        };
+        admit(row, cert_sha256, peer)
+    }
+
+    /// Issues a session token for `channel` (and `subject`, such as a user id) valid for
+    /// `ttl_seconds`: `hos1.<payload>.<HMAC>`, the MAC by the HSM, so any node can check it.
+    pub fn issue_session(
+        &self,
+        channel: &Channel,
+        subject: Option<&str>,
+        ttl_seconds: u32,
+    ) -> Result<String, Error> {
+        let expiry = self.clock.now_unix().saturating_add(u64::from(ttl_seconds));
+        let payload = format!("{}|{expiry}|{}", channel.id, subject.unwrap_or(""));
+        let encoded = data_encoding::BASE64URL_NOPAD.encode(payload.as_bytes());
+        let mac = self.session_mac(&encoded)?;
+        Ok(format!(
+            "{SESSION_PREFIX}.{encoded}.{}",
+            data_encoding::BASE64URL_NOPAD.encode(&mac)
+        ))
+    }
+
+    fn channel_of_key(&self, key: &str) -> Result<ChannelRow, Error> {
+        if !looks_like_key(key) {
+            tracing::info!(reason = "malformed channel key", "caller refused");
+            return Err(Error::Unauthenticated);
+        }
         let mac = self.hsm.channel_key_mac(key.as_bytes())?;
-        let Some(row) = self.store.channel_by_key_mac(&mac)? else {
-            tracing::info!(reason = "unknown channel key", "caller refused");
-            return Err(Error::Unauthenticated);
+        match self.store.channel_by_key_mac(&mac)? {
+            Some(row) if bool::from(row.key_mac.ct_eq(&mac)) => Ok(row),
+            _ => {
+                tracing::info!(reason = "unknown channel key", "caller refused");
+                Err(Error::Unauthenticated)
+            }
+        }
+    }
+
+    fn channel_of_session(&self, token: &str) -> Result<ChannelRow, Error> {
+        let refuse = |reason: &str| {
+            tracing::info!(reason, "caller refused");
+            Error::Unauthenticated
         };
-        if !bool::from(row.key_mac.ct_eq(&mac)) {
-            return Err(Error::Unauthenticated);
+        let mut parts = token.trim().splitn(3, '.');
+        let (Some(SESSION_PREFIX), Some(encoded), Some(mac)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refuse("malformed session token"));
+        };
+        let mac = data_encoding::BASE64URL_NOPAD
+            .decode(mac.as_bytes())
+            .map_err(|_| refuse("malformed session token"))?;
+        if !bool::from(self.session_mac(encoded)?.ct_eq(&mac)) {
+            return Err(refuse("session token MAC mismatch"));
         }
-        if row.disabled {
-            tracing::info!(channel = %row.name, reason = "channel disabled", "caller refused");
-            return Err(Error::ChannelDisabled);
+        let payload = data_encoding::BASE64URL_NOPAD
+            .decode(encoded.as_bytes())
+            .ok()
+            .and_then(|p| String::from_utf8(p).ok())
+            .ok_or_else(|| refuse("malformed session token"))?;
+        let mut fields = payload.splitn(3, '|');
+        let id = fields.next().and_then(|f| Uuid::parse_str(f).ok());
+        let expiry = fields.next().and_then(|f| f.parse::<u64>().ok());
+        let (Some(id), Some(expiry)) = (id, expiry) else {
+            return Err(refuse("malformed session token"));
+        };
+        if expiry <= self.clock.now_unix() {
+            return Err(refuse("session token expired"));
         }
-        if !row.client_cert_sha256.is_empty()
-            && !cert_sha256.is_some_and(|fp| row.client_cert_sha256.iter().any(|c| c == fp))
-        {
-            tracing::info!(channel = %row.name, reason = "certificate not bound", "caller refused");
-            return Err(Error::Unauthenticated);
-        }
-        if !row.allowed_networks.is_empty() && !peer.is_some_and(|ip| allowed(&row, ip)) {
-            tracing::info!(channel = %row.name, reason = "source address not allowed", "caller refused");
-            return Err(Error::Unauthenticated);
-        }
-        Ok(Channel {
-            id: row.id,
-            name: row.name,
-            may_receive_otp: row.may_receive_otp,
-        })
+        self.store
+            .channel_by_id(id)?
+            .ok_or_else(|| refuse("session of a deleted channel"))
+    }
+
+    fn session_mac(&self, encoded_payload: &str) -> Result<Vec<u8>, Error> {
+        let message = format!("{SESSION_PREFIX}|{encoded_payload}");
+        Ok(self.hsm.channel_key_mac(message.as_bytes())?)
     }
 
     /// Creates a channel with a fresh key and the given options.
@@ -135,6 +226,7 @@ impl Services {
             .ok_or(Error::InvalidRequest("allow_ip"))?;
         self.hsm.ensure_keys()?;
         let (key, key_mac) = self.new_channel_key()?;
+        let account_number = self.hsm.challenge_code(10)?.expose().to_owned();
         let row = self.store.insert_channel(&NewChannel {
             id: Uuid::new_v4(),
             name: name.to_owned(),
@@ -144,6 +236,7 @@ impl Services {
             allowed_networks: networks,
             may_receive_otp: options.may_receive_otp,
             message_budget: options.message_budget,
+            account_number: Some(account_number),
         })?;
         let shown = NewChannelKey {
             name: row.name.clone(),
@@ -187,6 +280,34 @@ impl Services {
         let mac = self.hsm.channel_key_mac(key.expose().as_bytes())?;
         Ok((key, mac))
     }
+}
+
+/// The checks every credential passes last: not disabled, certificate and address bindings.
+fn admit(
+    row: ChannelRow,
+    cert_sha256: Option<&str>,
+    peer: Option<IpAddr>,
+) -> Result<Channel, Error> {
+    if row.disabled {
+        tracing::info!(channel = %row.name, reason = "channel disabled", "caller refused");
+        return Err(Error::ChannelDisabled);
+    }
+    if !row.client_cert_sha256.is_empty()
+        && !cert_sha256.is_some_and(|fp| row.client_cert_sha256.iter().any(|c| c == fp))
+    {
+        tracing::info!(channel = %row.name, reason = "certificate not bound", "caller refused");
+        return Err(Error::Unauthenticated);
+    }
+    if !row.allowed_networks.is_empty() && !peer.is_some_and(|ip| allowed(&row, ip)) {
+        tracing::info!(channel = %row.name, reason = "source address not allowed", "caller refused");
+        return Err(Error::Unauthenticated);
+    }
+    Ok(Channel {
+        id: row.id,
+        name: row.name,
+        may_receive_otp: row.may_receive_otp,
+        account_number: row.account_number,
+    })
 }
 
 fn looks_like_key(k: &str) -> bool {

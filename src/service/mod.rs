@@ -6,6 +6,7 @@
 mod challenge;
 mod channel;
 mod error;
+mod keyed;
 mod message;
 mod outbox;
 mod token;
@@ -13,8 +14,9 @@ mod user;
 mod verify;
 
 pub use challenge::{Challenge, ChallengePolicy, ChallengeRequest, CreatedChallenge, Delivery};
-pub use channel::{Caller, Channel, ChannelOptions, NewChannelKey};
+pub use channel::{Caller, Channel, ChannelOptions, Credential, NewChannelKey};
 pub use error::{Error, Missing};
+pub use keyed::{Freezing, KeyedCode};
 pub use message::LANGUAGES;
 pub use outbox::PendingMessage;
 pub use token::{Enrolled, Enrolment, SeedInput, Token};

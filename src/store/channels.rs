@@ -34,6 +34,8 @@ pub struct ChannelRow {
     pub may_receive_otp: bool,
     /// Messages it may still send; `None`: no budget.
     pub message_budget: Option<i64>,
+    /// Account number (UnityVox's `accountnumber`).
+    pub account_number: Option<String>,
 }
 
 /// A channel to create.
@@ -56,6 +58,8 @@ pub struct NewChannel {
     pub may_receive_otp: bool,
     /// Message budget.
     pub message_budget: Option<i64>,
+    /// Account number.
+    pub account_number: Option<String>,
 }
 
 impl Store {
@@ -79,6 +83,59 @@ impl Store {
                 .select(ChannelRow::as_select())
                 .first(c)
                 .optional()?)
+        })
+    }
+
+    /// The channel `id`.
+    pub fn channel_by_id(&self, id: Uuid) -> Result<Option<ChannelRow>, StoreError> {
+        self.run("channel_by_id", |c| {
+            Ok(channels::table
+                .find(id)
+                .select(ChannelRow::as_select())
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// Whether `destination` of `channel_id` is frozen at `now`.
+    pub fn frozen(
+        &self,
+        channel_id: Uuid,
+        destination: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use super::schema::freezes;
+        self.run("freeze_get", |c| {
+            let n: i64 = freezes::table
+                .filter(freezes::channel_id.eq(channel_id))
+                .filter(freezes::destination.eq(destination))
+                .filter(freezes::frozen_until.gt(now))
+                .count()
+                .get_result(c)?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Freezes `destination` of `channel_id` until `until`.
+    pub fn freeze(
+        &self,
+        channel_id: Uuid,
+        destination: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use super::schema::freezes;
+        self.run("freeze_set", |c| {
+            diesel::insert_into(freezes::table)
+                .values((
+                    freezes::channel_id.eq(channel_id),
+                    freezes::destination.eq(destination),
+                    freezes::frozen_until.eq(until),
+                ))
+                .on_conflict((freezes::channel_id, freezes::destination))
+                .do_update()
+                .set(freezes::frozen_until.eq(until))
+                .execute(c)?;
+            Ok(())
         })
     }
 

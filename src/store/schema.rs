@@ -28,6 +28,15 @@ diesel::table! {
         updated_at -> Timestamptz,
         may_receive_otp -> Bool,
         message_budget -> Nullable<Int8>,
+        account_number -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    freezes (channel_id, destination) {
+        channel_id -> Uuid,
+        destination -> Text,
+        frozen_until -> Timestamptz,
     }
 }
 
@@ -113,11 +122,12 @@ diesel::table! {
 }
 
 diesel::joinable!(challenges -> channels (channel_id));
+diesel::joinable!(freezes -> channels (channel_id));
 diesel::joinable!(outbox -> challenges (challenge_id));
 diesel::joinable!(templates -> channels (channel_id));
 diesel::joinable!(tokens -> channels (channel_id));
 diesel::joinable!(users -> channels (channel_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    audit_log, challenges, channels, outbox, templates, tokens, users,
+    audit_log, challenges, channels, freezes, outbox, templates, tokens, users,
 );

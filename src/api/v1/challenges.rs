@@ -110,6 +110,7 @@ async fn create_challenge(
         ttl_seconds: b.ttl_seconds,
         digits: b.digits,
         template: b.template,
+        key: None,
     };
     let created = blocking(move || svc.create_challenge(&caller, request)).await?;
     let mut answer = serde_json::to_value(&created.challenge).unwrap_or_default();

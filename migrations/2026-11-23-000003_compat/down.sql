@@ -1,0 +1,2 @@
+DROP TABLE freezes;
+ALTER TABLE channels DROP COLUMN account_number;
