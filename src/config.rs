@@ -115,6 +115,8 @@ struct RawChallenges {
     per_destination_window_seconds: Option<u64>,
     per_channel_limit: Option<u64>,
     per_channel_window_seconds: Option<u64>,
+    keyed_max_failures: Option<u64>,
+    keyed_freeze_seconds: Option<u64>,
 }
 
 impl RawChallenges {
@@ -163,6 +165,18 @@ impl RawChallenges {
                 self.per_channel_window_seconds,
                 1..=86_400,
                 d.per_channel_window_seconds,
+            )?,
+            keyed_max_failures: bounded(
+                "challenges.keyed_max_failures",
+                self.keyed_max_failures,
+                1..=1000,
+                d.keyed_max_failures,
+            )?,
+            keyed_freeze_seconds: bounded(
+                "challenges.keyed_freeze_seconds",
+                self.keyed_freeze_seconds,
+                0..=604_800,
+                d.keyed_freeze_seconds,
             )?,
         })
     }

@@ -172,6 +172,14 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The native error answer, for surfaces that answer failures of the service itself
+    /// (503 when the HSM or the database cannot answer) the native way.
+    pub fn error_response_for_surface(&self) -> HttpResponse {
+        ResponseError::error_response(self)
+    }
+}
+
 impl From<ErrorCode> for ApiError {
     fn from(code: ErrorCode) -> Self {
         Self::new(code)

@@ -5,6 +5,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod mosip;
+pub mod mpass;
+pub mod phenixid;
+pub mod unityvox;
 pub mod v1;
 
 use std::sync::Arc;
@@ -28,7 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     )
     .app_data(web::PayloadConfig::default().limit(max_body_bytes))
     .app_data(web::PathConfig::default().error_handler(path_error))
+    .configure(mosip::configure)
     .configure(v1::configure)
+    .configure(mpass::configure)
+    .configure(phenixid::configure)
+    .configure(unityvox::configure)
     .default_service(web::to(not_found));
 }
 

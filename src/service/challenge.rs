@@ -30,6 +30,10 @@ pub struct ChallengePolicy {
     pub per_channel_limit: u32,
     /// That window.
     pub per_channel_window_seconds: u32,
+    /// Wrong codes that freeze a key of the keyed surface (MOSIP's OTP manager: 3).
+    pub keyed_max_failures: u32,
+    /// How long such a key stays frozen (MOSIP: 7200 s).
+    pub keyed_freeze_seconds: u32,
 }
 
 impl Default for ChallengePolicy {
@@ -42,6 +46,8 @@ impl Default for ChallengePolicy {
             per_destination_window_seconds: 600,
             per_channel_limit: 1000,
             per_channel_window_seconds: 60,
+            keyed_max_failures: 3,
+            keyed_freeze_seconds: 7200,
         }
     }
 }

@@ -25,6 +25,14 @@ pub enum KeyedCode {
 }
 
 impl Services {
+    /// The configured failure limit and freeze of keyed codes.
+    pub fn freezing(&self) -> Freezing {
+        Freezing {
+            max_failures: self.challenge_policy.keyed_max_failures,
+            freeze_seconds: self.challenge_policy.keyed_freeze_seconds,
+        }
+    }
+
     /// A new code for `key`, returned to the caller (which must be allowed to receive codes).
     pub fn generate_keyed(
         &self,

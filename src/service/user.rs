@@ -73,11 +73,12 @@ impl Services {
     }
 
     /// The entries whose phone number is `phone` (normalised first).
-    pub fn users_by_phone(&self, caller: &Caller, phone: &str) -> Result<Vec<UserRow>, Error> {
+    pub fn users_by_phone(&self, caller: &Caller, phone: &str) -> Result<Vec<User>, Error> {
         let phone = E164Phone::parse(phone).ok_or(Error::InvalidRequest("phone"))?;
-        Ok(self
+        let rows = self
             .store
-            .users_by_phone(caller.channel.id, phone.as_str())?)
+            .users_by_phone(caller.channel.id, phone.as_str())?;
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// Deletes `user`'s entry.
