@@ -115,7 +115,8 @@ async fn send(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         delivery: Some(Delivery::Sms),
         template: Some(ref_id),
         digits: Some(6),
-        ttl_seconds: Some(600),
+        // The document's 10 minutes are the configured default lifetime (600 s by default).
+        ttl_seconds: None,
         ..ChallengeRequest::default()
     };
     match run(move || svc.create_challenge(&caller, request)).await {

@@ -64,7 +64,16 @@ impl Services {
             .store
             .open_user_challenges(caller.channel.id, user, self.now())?;
         if tokens.is_empty() && challenges.is_empty() {
-            return Err(Error::NotFound(Missing::User));
+            // A directory user with nothing open (say, their code was just used) is a reject;
+            // only a user unknown to the channel is not found.
+            if self.store.user(caller.channel.id, user)?.is_none() {
+                return Err(Error::NotFound(Missing::User));
+            }
+            let mut entry = audit(caller, None, "verify", "reject");
+            entry.user_id = Some(user.to_owned());
+            self.store.append_audit(&entry)?;
+            self.count(Verdict::Reject, "user");
+            return Ok(Verdict::Reject);
         }
         let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
         let tokens: Vec<Token> = tokens

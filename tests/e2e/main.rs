@@ -15,6 +15,8 @@ mod helpers;
 mod bad_input;
 mod challenges;
 mod cli;
+mod compat_mpass;
+mod compat_phenixid;
 mod concurrency;
 mod fail_closed;
 mod hsm_secrets;
