@@ -85,6 +85,9 @@ pub(super) fn run(command: ChannelCommand, config: &Config) -> Result<(), CliErr
                 println!("{out}");
             } else {
                 println!("created channel {}", row.name);
+                if let Some(account) = &row.account_number {
+                    println!("account number (UnityVox accountnumber): {account}");
+                }
                 println!(
                     "channel key (shown once, store it now): {}",
                     key.channel_key.expose()
@@ -145,6 +148,7 @@ fn describe(row: &ChannelRow) -> serde_json::Value {
         "client_cert_sha256": row.client_cert_sha256,
         "allowed_networks": row.allowed_networks,
         "may_receive_otp": row.may_receive_otp,
+        "account_number": row.account_number,
         "message_budget": row.message_budget,
         "created_at": row.created_at,
     })

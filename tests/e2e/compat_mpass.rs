@@ -115,7 +115,8 @@ async fn an_old_code_is_expired() {
         .await,
         ACCEPT
     );
-    let code = code_in(&sms.wait_delivered(1).await[0], 6);
+    let body: serde_json::Value = serde_json::from_str(&sms.wait_delivered(1).await[0]).unwrap();
+    let code = code_in(body["text"].as_str().unwrap(), 6);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let verify = format!("/mpass-web/rest/mv/verify?apikey={key}&dest=14155550100&otp={code}");
     assert_eq!(get(&api, &verify).await, EXPIRED);

@@ -17,6 +17,7 @@ mod challenges;
 mod cli;
 mod compat_mpass;
 mod compat_phenixid;
+mod compat_unityvox;
 mod concurrency;
 mod fail_closed;
 mod hsm_secrets;
