@@ -15,6 +15,7 @@ mod helpers;
 mod bad_input;
 mod challenges;
 mod cli;
+mod compat_mosip;
 mod compat_mpass;
 mod compat_phenixid;
 mod compat_unityvox;
