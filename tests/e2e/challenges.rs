@@ -5,16 +5,13 @@ use serde_json::{json, Value};
 
 use crate::helpers::app::Api;
 use crate::helpers::peers::{code_in, HttpPeer, SmtpPeer};
-use crate::helpers::{Env, EnvOptions, Server};
+use crate::helpers::{Env, Server};
 
 /// An environment whose SMS route is `routes` over these gateway tables.
 fn env_with(gateways: &str, routes: &str, extra: &str) -> Env {
-    Env::with(EnvOptions {
-        config_toml: Some(format!(
-            "{gateways}\n[delivery]\n{routes}\nbackoff_ms = 50\npoll_ms = 50\n{extra}"
-        )),
-        ..Default::default()
-    })
+    Env::with_config(format!(
+        "{gateways}\n[delivery]\n{routes}\nbackoff_ms = 50\npoll_ms = 50\n{extra}"
+    ))
 }
 
 fn text_of(body: &str) -> String {

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::app::Api;
 use crate::helpers::peers::{code_in, HttpPeer, SmtpPeer};
-use crate::helpers::{Env, EnvOptions, Server};
+use crate::helpers::{Env, Server};
 
 const AUTH: &str = "/v1/authmanager/authenticate";
 
@@ -18,14 +18,11 @@ impl Mosip {
     async fn new(extra: &str) -> Self {
         let sms = HttpPeer::start().await;
         let smtp = SmtpPeer::start().await;
-        let env = Env::with(EnvOptions {
-            config_toml: Some(format!(
-                "{}\n{}\n[delivery]\nsms = [\"sms\"]\nemail = [\"mail\"]\npoll_ms = 50\n{extra}",
-                sms.gateway_toml("sms"),
-                smtp.gateway_toml("mail")
-            )),
-            ..Default::default()
-        });
+        let env = Env::with_config(format!(
+            "{}\n{}\n[delivery]\nsms = [\"sms\"]\nemail = [\"mail\"]\npoll_ms = 50\n{extra}",
+            sms.gateway_toml("sms"),
+            smtp.gateway_toml("mail")
+        ));
         Self { sms, smtp, env }
     }
 }

@@ -2,16 +2,13 @@
 
 use crate::helpers::app::Api;
 use crate::helpers::peers::{code_in, HttpPeer};
-use crate::helpers::{Env, EnvOptions, Server, ServerOptions, TcpProxy};
+use crate::helpers::{Env, Server, ServerOptions, TcpProxy};
 
 fn env(sms: &HttpPeer, extra: &str) -> Env {
-    Env::with(EnvOptions {
-        config_toml: Some(format!(
-            "{}\n[delivery]\nsms = [\"sms\"]\npoll_ms = 50\n{extra}",
-            sms.gateway_toml("sms")
-        )),
-        ..Default::default()
-    })
+    Env::with_config(format!(
+        "{}\n[delivery]\nsms = [\"sms\"]\npoll_ms = 50\n{extra}",
+        sms.gateway_toml("sms")
+    ))
 }
 
 /// `GET path?query` with no header credential; the exact body text.

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::helpers::app::Api;
 use crate::helpers::peers::{code_in, HttpPeer};
-use crate::helpers::{Env, EnvOptions, Server};
+use crate::helpers::{Env, Server};
 
 struct Vox {
     _sms: HttpPeer,
@@ -17,13 +17,10 @@ struct Vox {
 impl Vox {
     async fn new(extra: &str) -> Self {
         let sms = HttpPeer::start().await;
-        let env = Env::with(EnvOptions {
-            config_toml: Some(format!(
-                "{}\n[delivery]\nsms = [\"sms\"]\npoll_ms = 50\n{extra}",
-                sms.gateway_toml("sms")
-            )),
-            ..Default::default()
-        });
+        let env = Env::with_config(format!(
+            "{}\n[delivery]\nsms = [\"sms\"]\npoll_ms = 50\n{extra}",
+            sms.gateway_toml("sms")
+        ));
         let listed: Value =
             serde_json::from_slice(&env.cli(&["channel", "list", "--json"]).stdout).unwrap();
         let account = listed[0]["account_number"].as_str().unwrap().to_owned();

@@ -60,6 +60,14 @@ impl Env {
         })
     }
 
+    /// A fresh environment whose processes read this configuration file.
+    pub fn with_config(toml: String) -> Self {
+        Self::with(EnvOptions {
+            config_toml: Some(toml),
+            ..EnvOptions::default()
+        })
+    }
+
     /// A fresh environment with these options.
     pub fn with(options: EnvOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
