@@ -268,13 +268,7 @@ async fn a_database_dump_holds_neither_the_code_nor_the_message_text() {
     // The provider sees the text even while it refuses it.
     let text = text_of(&sms.wait_requests(1).await[0].1);
     let code = code_in(&text, 10);
-    let dump = || {
-        let out = std::process::Command::new("pg_dump")
-            .arg(&env.database_url)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let dump = || env.pg_dump();
     let pending = dump();
     assert!(
         pending.contains("+14155550100"),

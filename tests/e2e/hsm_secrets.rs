@@ -106,13 +106,7 @@ async fn a_database_dump_holds_no_seed_and_no_channel_key_in_the_clear() {
             .await;
         let generated = api.enrol(json!({"user": "c", "type": "totp"})).await;
         let uri = generated["otpauth_uri"].as_str().unwrap();
-        let gen_b32 = uri
-            .split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
+        let gen_b32 = crate::helpers::otpauth_secret(uri);
         let gen_hex = hex::encode(
             data_encoding::BASE32_NOPAD
                 .decode(gen_b32.as_bytes())
@@ -120,16 +114,7 @@ async fn a_database_dump_holds_no_seed_and_no_channel_key_in_the_clear() {
         );
         let b32_hex = hex::encode(data_encoding::BASE32_NOPAD.decode(b32.as_bytes()).unwrap());
 
-        let out = std::process::Command::new("pg_dump")
-            .arg(&env.database_url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dump = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let dump = env.pg_dump().to_lowercase();
         assert!(
             dump.contains(generated["id"].as_str().unwrap()),
             "the dump holds the tokens"

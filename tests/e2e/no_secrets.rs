@@ -20,14 +20,7 @@ async fn the_server_log_and_metrics_hold_no_pin_seed_code_or_channel_key() {
         .enrol(json!({"user": "bob", "type": "totp", "digits": 8}))
         .await;
     let uri = generated["otpauth_uri"].as_str().unwrap();
-    let gen_secret = uri
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let gen_secret = crate::helpers::otpauth_secret(uri);
 
     // 8-digit codes so that no timestamp or request id can contain one by chance.
     let codes: Vec<String> = (0..4).map(|c| hotp(&seed, Algorithm::Sha1, c, 8)).collect();

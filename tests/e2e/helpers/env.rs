@@ -202,6 +202,20 @@ impl Env {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// `pg_dump` of this test's database, as text.
+    pub fn pg_dump(&self) -> String {
+        let out = Command::new("pg_dump")
+            .arg(&self.database_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `pkcs11-tool ARGS` logged in to this test's token.
     pub fn pkcs11_tool(&self, args: &[&str]) -> String {
         let out = Command::new("pkcs11-tool")

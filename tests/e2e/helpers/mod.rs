@@ -50,6 +50,15 @@ pub fn start(mode: &'static str) -> (Env, Server, app::Api) {
     (env, server, api)
 }
 
+/// The base32 `secret` parameter of an `otpauth://` URI.
+pub fn otpauth_secret(uri: &str) -> String {
+    uri.split("secret=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("an otpauth URI carries a secret")
+        .to_owned()
+}
+
 /// Runs `f` once per seed storage mode.
 pub async fn in_both_modes<F, Fut>(f: F)
 where
