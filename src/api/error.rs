@@ -165,11 +165,6 @@ impl ApiError {
     pub fn new(code: ErrorCode) -> Self {
         Self { code, field: None }
     }
-
-    /// The code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
 }
 
 impl ApiError {

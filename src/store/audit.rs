@@ -1,6 +1,5 @@
 //! The append-only audit trail.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -33,17 +32,4 @@ pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult
         .values(entry)
         .execute(conn)
         .map(|_| ())
-}
-
-/// An audit row as read back.
-#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
-#[diesel(table_name = audit_log)]
-pub struct AuditRecord {
-    /// Sequence number.
-    pub id: i64,
-    /// When it was written.
-    pub at: DateTime<Utc>,
-    /// The entry.
-    #[diesel(embed)]
-    pub entry: AuditEntry,
 }

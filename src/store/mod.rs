@@ -15,7 +15,7 @@ mod templates;
 mod tokens;
 mod users;
 
-pub use audit::{AuditEntry, AuditRecord};
+pub use audit::AuditEntry;
 pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
 pub use channels::{ChannelRow, NewChannel};
 pub use outbox::{Attempt, OutboxRow};

@@ -402,26 +402,7 @@ async fn an_email_code_arrives_by_smtp_and_is_verified_by_destination() {
 async fn a_channel_template_and_the_spanish_built_in_shape_the_message() {
     let sms = HttpPeer::start().await;
     let env = env_with(&sms.gateway_toml("sms"), "sms = [\"sms\"]", "");
-    let out = env.cli(&[
-        "template",
-        "create",
-        "--channel",
-        "app",
-        "--lang",
-        "en_US",
-        "--text",
-        "{app}: {otp} ({minutes} min)",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ref_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ref_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ref_id = env.create_template("app", "en_US", "{app}: {otp} ({minutes} min)");
     let server = Server::start(&env);
     let api = server.api(&env.channel_key);
     challenge(&api, json!({"destination": "+14155550100", "delivery": "sms", "template": ref_id, "app": "Acme", "ttl_seconds": 300})).await;

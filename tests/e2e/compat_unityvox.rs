@@ -21,24 +21,8 @@ impl Vox {
             "{}\n[delivery]\nsms = [\"sms\"]\npoll_ms = 50\n{extra}",
             sms.gateway_toml("sms")
         ));
-        let listed: Value =
-            serde_json::from_slice(&env.cli(&["channel", "list", "--json"]).stdout).unwrap();
-        let account = listed[0]["account_number"].as_str().unwrap().to_owned();
-        let out = env.cli(&[
-            "template",
-            "create",
-            "--channel",
-            "app",
-            "--lang",
-            "es_ES",
-            "--text",
-            "Su código es {otp}",
-            "--json",
-        ]);
-        let ref_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ref_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let account = env.account_number("app");
+        let ref_id = env.create_template("app", "es_ES", "Su código es {otp}");
         Self {
             _sms: sms,
             env,
@@ -201,32 +185,8 @@ async fn every_error_code_of_the_document_is_produced() {
         .replace(&vox.ref_id, "tpl_000000000000");
     assert_eq!(get(unknown_ref).await, expected("020", None, None));
     // 021: no balance. The metered channel's account and template.
-    let listed: Value =
-        serde_json::from_slice(&vox.env.cli(&["channel", "list", "--json"]).stdout).unwrap();
-    let metered_account = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "metered")
-        .unwrap()["account_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let out = vox.env.cli(&[
-        "template",
-        "create",
-        "--channel",
-        "metered",
-        "--lang",
-        "en_US",
-        "--text",
-        "{otp}",
-        "--json",
-    ]);
-    let metered_ref = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ref_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let metered_account = vox.env.account_number("metered");
+    let metered_ref = vox.env.create_template("metered", "en_US", "{otp}");
     let no_balance = format!(
         "/api/get-api/v1/OTP-api?accountnumber={metered_account}&apikey={metered}&ref_id={metered_ref}&phone_number=13055550100"
     );

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::super::error::ApiError;
 use super::super::extract::blocking;
+use super::dto::VerifyResponse;
 use super::{resource, Svc};
 use crate::domain::SecretString;
 use crate::service::{Caller, ChallengeRequest, Delivery};
@@ -136,7 +137,7 @@ async fn verify_challenge(
     body: web::Json<OtpBody>,
 ) -> Result<HttpResponse, ApiError> {
     let verdict = blocking(move || svc.verify_challenge(&caller, *id, body.otp.expose())).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"result": verdict.as_str()})))
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn verify_by_destination(
@@ -153,5 +154,5 @@ async fn verify_by_destination(
         )
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"result": verdict.as_str()})))
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }

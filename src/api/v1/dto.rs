@@ -39,7 +39,15 @@ pub(crate) struct ResyncRequest {
 /// A verification's answer.
 #[derive(Debug, Serialize)]
 pub(crate) struct VerifyResponse {
-    pub(super) result: &'static str,
+    result: &'static str,
+}
+
+impl From<crate::service::Verdict> for VerifyResponse {
+    fn from(verdict: crate::service::Verdict) -> Self {
+        Self {
+            result: verdict.as_str(),
+        }
+    }
 }
 
 /// A token as shown to its channel: never a seed.

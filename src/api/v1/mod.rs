@@ -66,9 +66,7 @@ async fn verify_token(
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let verdict = blocking(move || svc.verify_token(&caller, *id, body.otp.expose())).await?;
-    Ok(HttpResponse::Ok().json(VerifyResponse {
-        result: verdict.as_str(),
-    }))
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn verify_user(
@@ -78,9 +76,7 @@ async fn verify_user(
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let verdict = blocking(move || svc.verify_user(&caller, &user, body.otp.expose())).await?;
-    Ok(HttpResponse::Ok().json(VerifyResponse {
-        result: verdict.as_str(),
-    }))
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn resync_token(
@@ -91,9 +87,7 @@ async fn resync_token(
 ) -> Result<HttpResponse, ApiError> {
     let verdict =
         blocking(move || svc.resync(&caller, *id, body.otp1.expose(), body.otp2.expose())).await?;
-    Ok(HttpResponse::Ok().json(VerifyResponse {
-        result: verdict.as_str(),
-    }))
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn unlock_token(

@@ -188,6 +188,41 @@ impl Env {
         v["channel_key"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a template for `channel` with `hsm-otp template create`; returns its `ref_id`.
+    pub fn create_template(&self, channel: &str, lang: &str, text: &str) -> String {
+        let out = self.cli(&[
+            "template",
+            "create",
+            "--channel",
+            channel,
+            "--lang",
+            lang,
+            "--text",
+            text,
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "template create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["ref_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The account number of `channel`, from `hsm-otp channel list --json`.
+    pub fn account_number(&self, channel: &str) -> String {
+        let listed: Value =
+            serde_json::from_slice(&self.cli(&["channel", "list", "--json"]).stdout).unwrap();
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == channel)
+            .unwrap();
+        entry["account_number"].as_str().unwrap().to_owned()
+    }
+
     /// `psql -Atc SQL` on this test's database.
     pub fn sql(&self, query: &str) -> String {
         let out = Command::new("psql")
