@@ -5,6 +5,7 @@
 
 mod channel;
 mod dev;
+mod token;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use crate::startup::{Application, StartupError};
 
 pub use channel::ChannelCommand;
 pub use dev::DevArgs;
+pub use token::TokenCommand;
 
 /// hsm-otp: OATH (HOTP/TOTP) verification with every seed and key inside a PKCS#11 HSM.
 #[derive(Debug, Parser)]
@@ -48,6 +50,9 @@ pub enum Command {
     /// Manage a channel's message templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Manage tokens in bulk (seed file import).
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// Template administration.
@@ -123,6 +128,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Dev(args) => dev::run(args, cli.config.as_deref()),
+        Command::Token(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            crate::telemetry::init("warn", &config.log_format);
+            token::run(command, &config)
+        }
         Command::Channel(command) => {
             let config = Config::load(cli.config.as_deref())?;
             crate::telemetry::init("warn", &config.log_format);

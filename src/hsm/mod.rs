@@ -106,8 +106,12 @@ impl std::fmt::Debug for SeedRef {
 pub struct Hsm {
     pool: Pool,
     handles: Mutex<HashMap<String, (u64, ObjectHandle)>>,
+    key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
     metrics: Arc<Metrics>,
 }
+
+/// Channel-key MACs remembered, by the SHA-256 of the key (never the key itself).
+const KEY_MAC_CACHE: usize = 1_024;
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,6 +146,7 @@ impl Hsm {
         Self {
             pool: Pool::new(settings),
             handles: Mutex::new(HashMap::new()),
+            key_macs: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -292,11 +297,26 @@ impl Hsm {
     }
 
     /// HMAC-SHA256 of a channel key under the channel-key MAC key (promise 2).
+    ///
+    /// The MACs of the last keys presented are remembered, under the SHA-256 of the key, so
+    /// that a caller's every request does not cost an HSM operation; the caller still compares
+    /// the MAC with the database's, so a rotated or disabled key is refused at once.
     pub fn channel_key_mac(&self, key: &[u8]) -> Result<Vec<u8>, HsmError> {
-        self.run("channel_key_mac", |s, generation| {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(key).into();
+        if let Some(mac) = lock(&self.key_macs).get(&digest) {
+            return Ok(mac.clone());
+        }
+        let mac = self.run("channel_key_mac", |s, generation| {
             let handle = self.handle(s, generation, CHANNEL_MAC_LABEL)?;
             Ok(s.sign(&Mechanism::Sha256Hmac, handle, key)?)
-        })
+        })?;
+        let mut cache = lock(&self.key_macs);
+        if cache.len() >= KEY_MAC_CACHE {
+            cache.clear();
+        }
+        cache.insert(digest, mac.clone());
+        Ok(mac)
     }
 
     /// Checks that a logged-in session can be had and answers (for `/readyz`).
@@ -421,4 +441,8 @@ fn padded_seed(seed: &SecretBytes, algorithm: Algorithm) -> SecretBytes {
         value.resize(algorithm.output_len(), 0);
     }
     SecretBytes::new(value)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -10,8 +10,8 @@ pub use server::{readiness, MetricsServer};
 use std::time::Duration;
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Latency buckets from 100 µs to 5 s: an HSM MAC is microseconds, a commit milliseconds.
@@ -41,6 +41,8 @@ pub struct Metrics {
     pub outbox_depth: IntGauge,
     /// Age of the oldest waiting message, in seconds.
     pub outbox_oldest_age: Gauge,
+    /// Verification outcomes settled per database transaction (group commit).
+    pub commit_batch_size: Histogram,
 }
 
 impl Metrics {
@@ -95,6 +97,14 @@ impl Metrics {
             "hsm_otp_outbox_oldest_age_seconds",
             "Age of the oldest message waiting for delivery.",
         )?;
+        let commit_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "hsm_otp_commit_batch_size",
+                "Verification outcomes and audit rows settled together in one transaction.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        registry.register(Box::new(commit_batch_size.clone()))?;
         registry.register(Box::new(challenges_created.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(outbox_depth.clone()))?;
@@ -115,6 +125,7 @@ impl Metrics {
             deliveries,
             outbox_depth,
             outbox_oldest_age,
+            commit_batch_size,
         })
     }
 

@@ -6,6 +6,7 @@
 mod challenge;
 mod channel;
 mod error;
+mod import;
 mod keyed;
 mod message;
 mod outbox;
@@ -16,6 +17,7 @@ mod verify;
 pub use challenge::{Challenge, ChallengePolicy, ChallengeRequest, CreatedChallenge, Delivery};
 pub use channel::{Caller, Channel, ChannelOptions, Credential, NewChannelKey};
 pub use error::{Error, Missing};
+pub use import::{is_record, SeedFile};
 pub use keyed::{Freezing, KeyedCode};
 pub use message::LANGUAGES;
 pub use outbox::PendingMessage;

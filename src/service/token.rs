@@ -91,55 +91,18 @@ pub struct Enrolled {
 impl Services {
     /// Enrols a token for `enrolment.user` in the caller's channel.
     pub fn enrol(&self, caller: &Caller, mut enrolment: Enrolment) -> Result<Enrolled, Error> {
-        if !valid_user(&enrolment.user) {
-            return Err(Error::InvalidRequest("user"));
-        }
-        if enrolment
-            .issuer
-            .as_deref()
-            .is_some_and(|i| !valid_user(i) || i.contains(':'))
-        {
-            return Err(Error::InvalidRequest("issuer"));
-        }
-        let next_factor =
-            i64::try_from(enrolment.counter).map_err(|_| Error::InvalidRequest("counter"))?;
+        check(&enrolment)?;
         let seed_input = std::mem::replace(&mut enrolment.seed, SeedInput::Generate);
         let (seed, generated) = match seed_input {
             SeedInput::Generate => (self.hsm.random(enrolment.algorithm.output_len())?, true),
-            SeedInput::Import(seed) => {
-                if !(MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&seed.len()) {
-                    return Err(Error::InvalidSeed);
-                }
-                (seed, false)
-            }
+            SeedInput::Import(seed) => (seed, false),
         };
         let storage = self.policy.seed_storage;
         let seed_ref = self.hsm.store_seed(&seed, enrolment.algorithm, storage)?;
         let otpauth_uri = generated.then(|| otpauth_uri(&enrolment, &caller.channel.name, &seed));
         drop(seed);
-        let (wrapped_seed, kek_version, hsm_label) = match &seed_ref {
-            SeedRef::Wrapped { blob, kek_version } => {
-                (Some(blob.clone()), Some(*kek_version), None)
-            }
-            SeedRef::Object { label } => (None, None, Some(label.clone())),
-        };
-        let new = NewToken {
-            id: Uuid::new_v4(),
-            channel_id: caller.channel.id,
-            user_id: enrolment.user.clone(),
-            kind: enrolment.kind.as_str().to_owned(),
-            algorithm: enrolment.algorithm.as_str().to_owned(),
-            digits: i16::from(enrolment.digits.get()),
-            period: i32::try_from(enrolment.period.seconds()).unwrap_or(30),
-            next_factor,
-            wrapped_seed,
-            kek_version,
-            hsm_label,
-            issuer: enrolment.issuer.clone(),
-        };
-        let mut entry = audit(caller, None, "enrol", "ok");
-        entry.token_id = Some(new.id);
-        entry.user_id = Some(new.user_id.clone());
+        let new = new_token(caller, &enrolment, &seed_ref)?;
+        let entry = enrol_audit(caller, &new, "enrol");
         let row = match self.store.insert_token(&new, &entry) {
             Ok(row) => row,
             Err(e) => {
@@ -236,6 +199,66 @@ impl TryFrom<TokenRow> for Token {
 }
 
 /// User ids and issuers: 1 to 128 characters, no control characters.
+/// Checks what an enrolment says before anything is stored.
+pub(super) fn check(e: &Enrolment) -> Result<(), Error> {
+    if !valid_user(&e.user) {
+        return Err(Error::InvalidRequest("user"));
+    }
+    if e.issuer
+        .as_deref()
+        .is_some_and(|i| !valid_user(i) || i.contains(':'))
+    {
+        return Err(Error::InvalidRequest("issuer"));
+    }
+    if i64::try_from(e.counter).is_err() {
+        return Err(Error::InvalidRequest("counter"));
+    }
+    if let SeedInput::Import(seed) = &e.seed {
+        if !(MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&seed.len()) {
+            return Err(Error::InvalidSeed);
+        }
+    }
+    Ok(())
+}
+
+/// The row of a checked enrolment whose seed is now in the HSM at `seed_ref`.
+pub(super) fn new_token(
+    caller: &Caller,
+    e: &Enrolment,
+    seed_ref: &SeedRef,
+) -> Result<NewToken, Error> {
+    let (wrapped_seed, kek_version, hsm_label) = match seed_ref {
+        SeedRef::Wrapped { blob, kek_version } => (Some(blob.clone()), Some(*kek_version), None),
+        SeedRef::Object { label } => (None, None, Some(label.clone())),
+    };
+    Ok(NewToken {
+        id: Uuid::new_v4(),
+        channel_id: caller.channel.id,
+        user_id: e.user.clone(),
+        kind: e.kind.as_str().to_owned(),
+        algorithm: e.algorithm.as_str().to_owned(),
+        digits: i16::from(e.digits.get()),
+        period: i32::try_from(e.period.seconds()).unwrap_or(30),
+        next_factor: i64::try_from(e.counter).map_err(|_| Error::InvalidRequest("counter"))?,
+        wrapped_seed,
+        kek_version,
+        hsm_label,
+        issuer: e.issuer.clone(),
+    })
+}
+
+/// The audit row of a new token.
+pub(super) fn enrol_audit(
+    caller: &Caller,
+    new: &NewToken,
+    action: &str,
+) -> crate::store::AuditEntry {
+    let mut entry = audit(caller, None, action, "ok");
+    entry.token_id = Some(new.id);
+    entry.user_id = Some(new.user_id.clone());
+    entry
+}
+
 pub(super) fn valid_user(user: &str) -> bool {
     !user.is_empty() && user.chars().count() <= MAX_USER_LEN && !user.chars().any(char::is_control)
 }

@@ -33,3 +33,10 @@ pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult
         .execute(conn)
         .map(|_| ())
 }
+
+pub(super) fn append_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values(entries)
+        .execute(conn)
+        .map(|_| ())
+}

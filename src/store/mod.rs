@@ -8,6 +8,7 @@
 mod audit;
 mod challenges;
 mod channels;
+mod commit;
 pub mod migrate;
 mod outbox;
 mod schema;
@@ -27,15 +28,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{self, ConnectionManager, ManageConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::metrics::Metrics;
 
-type PgPool = Pool<ConnectionManager<PgConnection>>;
+type PgPool = Pool<Manager>;
 
 /// A database failure, classified for the caller.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// No connection could be had, or it broke: answer 503.
     #[error("database unavailable: {0}")]
@@ -65,6 +66,7 @@ impl From<DieselError> for StoreError {
 pub struct Store {
     pool: PgPool,
     metrics: Arc<Metrics>,
+    commits: Arc<commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,15 +78,22 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// A pool of up to `size` connections. Connections are made lazily and checked before
     /// use, so the service starts (not ready) without a database and recovers by itself.
+    ///
+    /// A connection is not pinged at every checkout (that would cost a round trip per query);
+    /// instead one whose query failed is discarded, so the next checkout connects afresh.
     pub fn new(database_url: &str, size: u32, metrics: Arc<Metrics>) -> Self {
-        let manager = ConnectionManager::<PgConnection>::new(database_url);
+        let manager = Manager(ConnectionManager::<PgConnection>::new(database_url));
         let pool = Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(3))
-            .test_on_check_out(true)
+            .test_on_check_out(false)
             .build_unchecked(manager);
-        Self { pool, metrics }
+        Self {
+            pool,
+            metrics,
+            commits: Arc::new(commit::GroupCommit::default()),
+        }
     }
 
     /// Checks that a connection can be had and answers (for `/readyz`).
@@ -110,7 +119,13 @@ impl Store {
         f: impl FnOnce(&mut PgConnection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let started = Instant::now();
-        let result = self.conn().and_then(|mut c| f(&mut c));
+        let result = self.conn().and_then(|mut c| {
+            let result = f(&mut c.conn);
+            // A failed query may have left the connection unusable (the server went away,
+            // say): discard it rather than hand it to the next caller.
+            c.broken |= result.is_err();
+            result
+        });
         if let Err(e) = &result {
             tracing::warn!(operation, error = %e, "database operation failed");
         }
@@ -129,9 +144,40 @@ impl Store {
         self.run(operation, |c| c.transaction(f).map_err(StoreError::from))
     }
 
-    fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+    fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+/// A pooled connection, and whether a failure has made it unfit for reuse.
+pub(crate) struct Conn {
+    conn: PgConnection,
+    broken: bool,
+}
+
+/// diesel's connection manager, with connections discarded after a failed query instead of
+/// pinged before every use.
+#[derive(Debug)]
+struct Manager(ConnectionManager<PgConnection>);
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, r2d2::Error> {
+        self.0.connect().map(|conn| Conn {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, c: &mut Conn) -> Result<(), r2d2::Error> {
+        self.0.is_valid(&mut c.conn)
+    }
+
+    fn has_broken(&self, c: &mut Conn) -> bool {
+        c.broken || self.0.has_broken(&mut c.conn)
     }
 }

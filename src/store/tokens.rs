@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use super::commit::{Op, Outcome};
 use super::schema::tokens;
 use super::{Store, StoreError};
 
@@ -113,6 +114,27 @@ impl Store {
         })
     }
 
+    /// Creates many tokens and their audit rows in one transaction (bulk import).
+    pub fn insert_tokens(
+        &self,
+        new: &[NewToken],
+        entries: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        // 12 and 9 bind parameters a row: chunks stay well under PostgreSQL's 65,535.
+        const CHUNK: usize = 2_000;
+        self.transaction("token_insert_many", |c| {
+            for chunk in new.chunks(CHUNK) {
+                diesel::insert_into(tokens::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            for chunk in entries.chunks(CHUNK) {
+                audit::append_many(c, chunk)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The token `id` if it belongs to `channel_id`.
     pub fn token(&self, channel_id: Uuid, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
         self.run("token_get", |c| {
@@ -164,106 +186,42 @@ impl Store {
     /// later one and the token is not locked; records `entry` with the settled result.
     ///
     /// The conditional `UPDATE`'s row count is the verdict (promise 4), and the audit row is
-    /// written in the same transaction (promise 7).
+    /// written in the same transaction (promise 7): a group commit with whatever other
+    /// verifications are ready, answered only once it has committed.
     pub fn advance(
         &self,
         token_id: Uuid,
         factor: i64,
         drift: Option<i32>,
-        mut entry: AuditEntry,
+        entry: AuditEntry,
     ) -> Result<Advance, StoreError> {
-        self.transaction("token_advance", |c| {
-            let target = tokens::table.filter(
-                tokens::id
-                    .eq(token_id)
-                    .and(tokens::next_factor.le(factor))
-                    .and(tokens::locked_at.is_null()),
-            );
-            let updated = match drift {
-                Some(d) => diesel::update(target)
-                    .set((
-                        tokens::next_factor.eq(factor + 1),
-                        tokens::drift.eq(d),
-                        tokens::failure_count.eq(0),
-                    ))
-                    .execute(c)?,
-                None => diesel::update(target)
-                    .set((
-                        tokens::next_factor.eq(factor + 1),
-                        tokens::failure_count.eq(0),
-                    ))
-                    .execute(c)?,
-            };
-            let outcome = if updated == 1 {
-                Advance::Done
-            } else {
-                let locked: Option<Option<DateTime<Utc>>> = tokens::table
-                    .filter(tokens::id.eq(token_id))
-                    .select(tokens::locked_at)
-                    .first(c)
-                    .optional()?;
-                match locked {
-                    None => Advance::Gone,
-                    Some(Some(_)) => Advance::Locked,
-                    Some(None) => Advance::Replay,
-                }
-            };
-            if outcome != Advance::Done {
-                entry.result = match outcome {
-                    Advance::Locked => "locked",
-                    _ => "replay",
-                }
-                .to_owned();
-            }
-            entry.moving_factor = Some(factor);
-            audit::append(c, &entry)?;
-            Ok(outcome)
-        })
+        match self.submit(Op::Advance {
+            token_id,
+            factor,
+            drift,
+            entry,
+        })? {
+            Outcome::Advance(a) => Ok(a),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Counts one failed verification on each token; locks those that reach `max_failures`.
-    /// One audit row per token, in the same transaction.
+    /// One audit row per token, in the same (group) transaction.
     pub fn record_failures(
         &self,
         token_ids: &[Uuid],
         max_failures: i32,
         entry: &AuditEntry,
     ) -> Result<Vec<Failure>, StoreError> {
-        self.transaction("token_failure", |c| {
-            let mut outcomes = Vec::with_capacity(token_ids.len());
-            for id in token_ids {
-                let count: Option<i32> = diesel::update(
-                    tokens::table.filter(tokens::id.eq(id).and(tokens::locked_at.is_null())),
-                )
-                .set(tokens::failure_count.eq(tokens::failure_count + 1))
-                .returning(tokens::failure_count)
-                .get_result(c)
-                .optional()?;
-                let outcome = match count {
-                    None => Failure::Locked,
-                    Some(n) if n >= max_failures => {
-                        diesel::update(tokens::table.filter(tokens::id.eq(id)))
-                            .set(tokens::locked_at.eq(diesel::dsl::now))
-                            .execute(c)?;
-                        Failure::NowLocked
-                    }
-                    Some(_) => Failure::Counted,
-                };
-                let mut row = entry.clone();
-                row.token_id = Some(*id);
-                if outcome == Failure::Locked {
-                    row.result = "locked".to_owned();
-                }
-                audit::append(c, &row)?;
-                if outcome == Failure::NowLocked {
-                    row.action = "lock".to_owned();
-                    row.result = "ok".to_owned();
-                    audit::append(c, &row)?;
-                }
-                outcomes.push(outcome);
-            }
-            Ok(outcomes)
-        })
+        match self.submit(Op::Failures {
+            token_ids: token_ids.to_vec(),
+            max_failures,
+            entry: entry.clone(),
+        })? {
+            Outcome::Failures(f) => Ok(f),
+            _ => Err(mismatch()),
+        }
     }
 
     /// Unlocks the token `id` of `channel_id` and clears its failures.
@@ -291,8 +249,16 @@ impl Store {
         })
     }
 
-    /// Writes one audit row on its own (a verification that changed no state).
+    /// Writes one audit row on its own (a verification that changed no state), committed
+    /// with the next group.
     pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.run("audit_append", |c| Ok(audit::append(c, entry)?))
+        match self.submit(Op::Audit(entry.clone()))? {
+            Outcome::Audit => Ok(()),
+            _ => Err(mismatch()),
+        }
     }
+}
+
+fn mismatch() -> StoreError {
+    StoreError::Internal("group commit answered another operation".into())
 }

@@ -57,3 +57,52 @@ async fn two_server_processes_on_one_database_and_token_accept_a_code_once() {
     })
     .await;
 }
+
+/// Group commit: many verifications in flight at once are settled together, yet each token
+/// accepts its code once, and every accept is already committed, with its audit row, when
+/// its answer arrives (promises 4 and 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_verifications_of_many_tokens_are_each_durable_when_answered() {
+    let (env, _server, api) = start("wrapped");
+    let mut ids = Vec::new();
+    for n in 0..24 {
+        ids.push(api.enrol_rfc_hotp(&format!("user{n}")).await);
+    }
+    let env = std::sync::Arc::new(env);
+    let mut tasks = Vec::new();
+    for id in &ids {
+        // Two requests per token, the right code each time: one accepts, one is a replay.
+        for _ in 0..2 {
+            let (api, env, id) = (api.clone(), env.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = api.verify(&id, RFC4226_CODES[0]).await;
+                if result == "accept" {
+                    // Read at once, from another connection: the accept is already committed.
+                    let seen = tokio::task::spawn_blocking(move || {
+                        env.sql(&format!(
+                            "SELECT t.next_factor || ':' || count(a.id) FROM tokens t \
+                             JOIN audit_log a ON a.token_id = t.id AND a.result = 'accept' \
+                             WHERE t.id = '{id}' GROUP BY t.next_factor"
+                        ))
+                    })
+                    .await
+                    .unwrap();
+                    assert_eq!(seen, "1:1", "durable before the answer");
+                }
+                result
+            }));
+        }
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let accepts = results.iter().filter(|r| *r == "accept").count();
+    let replays = results.iter().filter(|r| *r == "replay").count();
+    assert_eq!((accepts, replays), (24, 24));
+    assert_eq!(
+        env.sql("SELECT count(*) FROM audit_log WHERE action = 'verify'"),
+        "48",
+        "an audit row for every answer"
+    );
+}

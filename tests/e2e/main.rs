@@ -22,6 +22,7 @@ mod compat_unityvox;
 mod concurrency;
 mod fail_closed;
 mod hsm_secrets;
+mod import;
 mod metrics;
 mod mtls;
 mod native_verify;

@@ -45,7 +45,9 @@ async fn metrics_pass_promtool_and_count_verifications_by_result() {
         r#"hsm_otp_verifications_total{result="accept",target="user"} 1"#,
         r#"hsm_otp_http_request_duration_seconds_count{method="POST",route="/v1/tokens/{id}/verify",status="200"} 3"#,
         r#"hsm_otp_hsm_operation_duration_seconds_count{operation="seed_hmac",outcome="ok"}"#,
-        r#"hsm_otp_db_operation_duration_seconds_count{operation="token_advance",outcome="ok"}"#,
+        r#"hsm_otp_db_operation_duration_seconds_count{operation="settle_batch",outcome="ok"}"#,
+        // Four verifications settled (alone or grouped), so four outcomes in the batches.
+        "hsm_otp_commit_batch_size_sum 4",
         r#"hsm_otp_pool_connections{pool="hsm",state="idle"}"#,
         r#"hsm_otp_pool_connections{pool="database",state="busy"}"#,
     ] {

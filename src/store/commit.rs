@@ -1,0 +1,447 @@
+//! Group commit: the outcomes of concurrent verifications settled together, in one
+//! transaction, each caller answered only once that transaction has committed.
+//!
+//! A caller queues its operation and, if no batch is being committed, commits everything
+//! queued (it leads); otherwise it waits for the leader, and leads the next batch itself if
+//! its operation is still queued. Every operation keeps its own conditional `UPDATE`
+//! semantics (promise 4) and its own audit rows in the same transaction (promise 7): a batch
+//! never holds two operations on the same token, so each sees the state the previous batch
+//! committed. A batch that fails for a reason other than a lost database is retried one
+//! operation at a time, so one bad operation cannot fail its neighbours.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Integer};
+use uuid::Uuid;
+
+use super::audit::AuditEntry;
+use super::schema::tokens;
+use super::{Advance, Failure, Store, StoreError};
+
+/// At most this many operations in one transaction.
+const MAX_BATCH: usize = 256;
+/// Audit rows per `INSERT` (nine bind parameters each, well under PostgreSQL's 65,535).
+const AUDIT_CHUNK: usize = 1_000;
+
+/// One state change that settles (part of) a verification.
+#[derive(Clone, Debug)]
+pub(super) enum Op {
+    /// Move the token's factor past `factor` if nobody used it and the token is unlocked.
+    Advance {
+        token_id: Uuid,
+        factor: i64,
+        drift: Option<i32>,
+        entry: AuditEntry,
+    },
+    /// Count one failure on each token; lock those that reach `max_failures`.
+    Failures {
+        token_ids: Vec<Uuid>,
+        max_failures: i32,
+        entry: AuditEntry,
+    },
+    /// Only an audit row (a verification that changed no state).
+    Audit(AuditEntry),
+}
+
+impl Op {
+    fn tokens(&self) -> &[Uuid] {
+        match self {
+            Self::Advance { token_id, .. } => std::slice::from_ref(token_id),
+            Self::Failures { token_ids, .. } => token_ids,
+            Self::Audit(_) => &[],
+        }
+    }
+}
+
+/// How an operation was settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Advance(Advance),
+    Failures(Vec<Failure>),
+    Audit,
+}
+
+type Settled = Result<Outcome, StoreError>;
+
+/// The queue of operations waiting for a commit.
+#[derive(Debug, Default)]
+pub(super) struct GroupCommit {
+    state: Mutex<State>,
+    settled: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    queued: Vec<(u64, Op)>,
+    done: HashMap<u64, Settled>,
+    committing: bool,
+}
+
+impl GroupCommit {
+    /// Settles `op`, together with whatever else is queued; returns once it has committed.
+    pub(super) fn submit(&self, store: &Store, op: Op) -> Settled {
+        let mut state = self.lock();
+        let id = state.next_id;
+        state.next_id = state.next_id.wrapping_add(1);
+        state.queued.push((id, op));
+        loop {
+            if let Some(settled) = state.done.remove(&id) {
+                return settled;
+            }
+            if state.committing {
+                state = self
+                    .settled
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            let batch = take_batch(&mut state.queued);
+            state.committing = true;
+            drop(state);
+            let mut leading = Leading {
+                commit: self,
+                ids: batch.iter().map(|(id, _)| *id).collect(),
+                results: None,
+            };
+            let ops: Vec<&Op> = batch.iter().map(|(_, op)| op).collect();
+            leading.results = Some(store.settle(&ops));
+            drop(leading);
+            state = self.lock();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The leader's batch: on drop, its results are handed over and the waiters woken, even if
+/// the leader unwound before it had results (they then get an error, never a hang).
+struct Leading<'a> {
+    commit: &'a GroupCommit,
+    ids: Vec<u64>,
+    results: Option<Vec<Settled>>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut results = self.results.take().unwrap_or_default().into_iter();
+        let mut state = self.commit.lock();
+        for id in &self.ids {
+            let settled = results
+                .next()
+                .unwrap_or_else(|| Err(StoreError::Internal("batch abandoned".into())));
+            state.done.insert(*id, settled);
+        }
+        state.committing = false;
+        drop(state);
+        self.commit.settled.notify_all();
+    }
+}
+
+/// Takes, in arrival order, up to [`MAX_BATCH`] queued operations that touch distinct
+/// tokens; the others stay queued for the next batch.
+fn take_batch(queued: &mut Vec<(u64, Op)>) -> Vec<(u64, Op)> {
+    let mut touched = HashSet::new();
+    let mut batch = Vec::new();
+    let mut rest = Vec::new();
+    for (id, op) in queued.drain(..) {
+        let free = op.tokens().iter().all(|t| !touched.contains(t));
+        if batch.len() < MAX_BATCH && free {
+            touched.extend(op.tokens().iter().copied());
+            batch.push((id, op));
+        } else {
+            rest.push((id, op));
+        }
+    }
+    *queued = rest;
+    batch
+}
+
+impl Store {
+    /// Commits `ops` in one transaction; on a failure other than a lost database, each on
+    /// its own.
+    fn settle(&self, ops: &[&Op]) -> Vec<Settled> {
+        self.metrics.commit_batch_size.observe(ops.len() as f64);
+        match self.transaction("settle_batch", |c| settle(c, ops)) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if ops.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+                ops.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(_) => ops
+                .iter()
+                .map(|op| {
+                    self.transaction("settle_one", |c| settle(c, &[op]))?
+                        .pop()
+                        .ok_or_else(|| StoreError::Internal("no outcome".into()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Queues `op` for the next group commit and waits until it has committed.
+    pub(super) fn submit(&self, op: Op) -> Settled {
+        self.commits.submit(self, op)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Advanced {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Every advance of the batch in one conditional `UPDATE`: a token moves only if the factor
+/// is still unused and it is unlocked (promise 4). Ids are distinct within a batch.
+const ADVANCE: &str = "UPDATE tokens AS t \
+     SET next_factor = i.factor + 1, \
+         drift = CASE WHEN i.set_drift THEN i.drift ELSE t.drift END, \
+         failure_count = 0 \
+     FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::bool[]) \
+         AS i(id, factor, drift, set_drift) \
+     WHERE t.id = i.id AND t.next_factor <= i.factor AND t.locked_at IS NULL \
+     RETURNING t.id";
+
+/// Every failure of the batch in one `UPDATE`: counted atomically, locked at the limit
+/// (promise 5). A locked (or deleted) token is not returned.
+const COUNT_FAILURES: &str = "UPDATE tokens AS t \
+     SET failure_count = t.failure_count + 1, \
+         locked_at = CASE WHEN t.failure_count + 1 >= i.max_failures THEN now() END \
+     FROM unnest($1::uuid[], $2::int[]) AS i(id, max_failures) \
+     WHERE t.id = i.id AND t.locked_at IS NULL \
+     RETURNING t.id, t.locked_at IS NOT NULL AS locked";
+
+/// The batch's statements, in one transaction: advances, failures, then every audit row.
+fn settle(c: &mut PgConnection, ops: &[&Op]) -> QueryResult<Vec<Outcome>> {
+    let mut audit = Vec::new();
+    let advances = settle_advances(c, ops, &mut audit)?;
+    let failures = settle_failures(c, ops, &mut audit)?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(match op {
+            Op::Advance { token_id, .. } => Outcome::Advance(
+                advances
+                    .get(token_id)
+                    .copied()
+                    .ok_or(diesel::result::Error::NotFound)?,
+            ),
+            Op::Failures { token_ids, .. } => Outcome::Failures(
+                token_ids
+                    .iter()
+                    .map(|id| failures.get(id).copied().unwrap_or(Failure::Locked))
+                    .collect(),
+            ),
+            Op::Audit(entry) => {
+                audit.push(entry.clone());
+                Outcome::Audit
+            }
+        });
+    }
+    for chunk in audit.chunks(AUDIT_CHUNK) {
+        super::audit::append_many(c, chunk)?;
+    }
+    Ok(outcomes)
+}
+
+fn settle_advances(
+    c: &mut PgConnection,
+    ops: &[&Op],
+    audit: &mut Vec<AuditEntry>,
+) -> QueryResult<HashMap<Uuid, Advance>> {
+    let mut rows: Vec<(Uuid, i64, Option<i32>, &AuditEntry)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Advance {
+                token_id,
+                factor,
+                drift,
+                entry,
+            } => Some((*token_id, *factor, *drift, entry)),
+            _ => None,
+        })
+        .collect();
+    let mut settled = HashMap::with_capacity(rows.len());
+    if rows.is_empty() {
+        return Ok(settled);
+    }
+    // One lock order for every batch, whichever process runs it.
+    rows.sort_by_key(|r| r.0);
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let advanced: HashSet<Uuid> = diesel::sql_query(ADVANCE)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(rows.iter().map(|r| r.2.unwrap_or(0)).collect::<Vec<_>>())
+        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.2.is_some()).collect::<Vec<_>>())
+        .load::<Advanced>(c)?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    let missed: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !advanced.contains(id))
+        .collect();
+    let locked: HashMap<Uuid, bool> = if missed.is_empty() {
+        HashMap::new()
+    } else {
+        tokens::table
+            .filter(tokens::id.eq_any(&missed))
+            .select((tokens::id, tokens::locked_at.is_not_null()))
+            .load::<(Uuid, bool)>(c)?
+            .into_iter()
+            .collect()
+    };
+    for (id, factor, _, entry) in rows {
+        let outcome = if advanced.contains(&id) {
+            Advance::Done
+        } else {
+            match locked.get(&id) {
+                None => Advance::Gone,
+                Some(true) => Advance::Locked,
+                Some(false) => Advance::Replay,
+            }
+        };
+        let mut entry = entry.clone();
+        match outcome {
+            Advance::Done => {}
+            Advance::Locked => entry.result = "locked".to_owned(),
+            Advance::Replay | Advance::Gone => entry.result = "replay".to_owned(),
+        }
+        entry.moving_factor = Some(factor);
+        audit.push(entry);
+        settled.insert(id, outcome);
+    }
+    Ok(settled)
+}
+
+fn settle_failures(
+    c: &mut PgConnection,
+    ops: &[&Op],
+    audit: &mut Vec<AuditEntry>,
+) -> QueryResult<HashMap<Uuid, Failure>> {
+    let mut rows: Vec<(Uuid, i32, &AuditEntry)> = ops
+        .iter()
+        .flat_map(|op| match op {
+            Op::Failures {
+                token_ids,
+                max_failures,
+                entry,
+            } => token_ids
+                .iter()
+                .map(|id| (*id, *max_failures, entry))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut settled = HashMap::with_capacity(rows.len());
+    if rows.is_empty() {
+        return Ok(settled);
+    }
+    rows.sort_by_key(|r| r.0);
+    let counted: HashMap<Uuid, bool> = diesel::sql_query(COUNT_FAILURES)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .load::<Counted>(c)?
+        .into_iter()
+        .map(|r| (r.id, r.locked))
+        .collect();
+    for (id, _, entry) in rows {
+        let outcome = match counted.get(&id) {
+            None => Failure::Locked,
+            Some(true) => Failure::NowLocked,
+            Some(false) => Failure::Counted,
+        };
+        let mut row = entry.clone();
+        row.token_id = Some(id);
+        if outcome == Failure::Locked {
+            row.result = "locked".to_owned();
+        }
+        audit.push(row.clone());
+        if outcome == Failure::NowLocked {
+            row.action = "lock".to_owned();
+            row.result = "ok".to_owned();
+            audit.push(row);
+        }
+        settled.insert(id, outcome);
+    }
+    Ok(settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            channel_id: None,
+            token_id: None,
+            user_id: None,
+            action: "verify".into(),
+            result: "accept".into(),
+            moving_factor: None,
+            request_id: None,
+            challenge_id: None,
+        }
+    }
+
+    fn advance(token_id: Uuid) -> Op {
+        Op::Advance {
+            token_id,
+            factor: 0,
+            drift: None,
+            entry: entry(),
+        }
+    }
+
+    #[test]
+    fn a_batch_never_holds_two_operations_on_one_token() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut queued = vec![
+            (0, advance(a)),
+            (1, advance(a)),
+            (2, Op::Audit(entry())),
+            (
+                3,
+                Op::Failures {
+                    token_ids: vec![b, a],
+                    max_failures: 5,
+                    entry: entry(),
+                },
+            ),
+            (4, advance(b)),
+            (5, advance(c)),
+        ];
+        let ids = |v: &[(u64, Op)]| v.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        let first = take_batch(&mut queued);
+        assert_eq!(
+            ids(&first),
+            [0, 2, 4, 5],
+            "arrival order, conflicts left queued"
+        );
+        assert_eq!(ids(&queued), [1, 3]);
+        let second = take_batch(&mut queued);
+        assert_eq!(ids(&second), [1], "the failure still touches token a");
+        assert_eq!(ids(&take_batch(&mut queued)), [3]);
+        assert!(queued.is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_bounded() {
+        let mut queued: Vec<(u64, Op)> = (0..MAX_BATCH as u64 + 10)
+            .map(|n| (n, advance(Uuid::new_v4())))
+            .collect();
+        assert_eq!(take_batch(&mut queued).len(), MAX_BATCH);
+        assert_eq!(queued.len(), 10);
+    }
+}

@@ -1,0 +1,131 @@
+//! Bulk enrolment: `hsm-otp token import` of a seed file (the fast path for large fleets).
+
+use hsm_otp::domain::Algorithm;
+use serde_json::Value;
+
+use crate::helpers::{hotp, in_both_modes, totp_now, Env, Server, RFC_SEED_HEX};
+
+const SEED_256: &str = "3132333435363738393031323334353637383930313233343536373839303132";
+
+fn import(env: &Env, contents: &str) -> std::process::Output {
+    let file = env.dir.path().join("seeds.csv");
+    std::fs::write(&file, contents).unwrap();
+    env.cli(&[
+        "token",
+        "import",
+        "--channel",
+        "app",
+        "--file",
+        file.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+fn token_id(env: &Env, user: &str) -> String {
+    env.sql(&format!("SELECT id FROM tokens WHERE user_id = '{user}'"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_seed_file_enrols_tokens_whose_codes_verify_once() {
+    in_both_modes(|mode| async move {
+        let env = Env::in_mode(mode);
+        let out = import(
+            &env,
+            &format!(
+                "# exported by the token vendor\n\
+                 user,type,seed_hex,algorithm,digits,period,counter\n\
+                 alice,hotp,{RFC_SEED_HEX},SHA1,6,30,0\n\
+                 \n\
+                 bob,totp,{SEED_256},SHA256,8,60,0\n\
+                 carol,hotp,{RFC_SEED_HEX},SHA1,6,30,5\n"
+            ),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["imported"], 3, "{mode}");
+        let request_id = report["request_id"].as_str().unwrap();
+
+        let server = Server::start(&env);
+        let api = server.api(&env.channel_key);
+        let rfc = hex::decode(RFC_SEED_HEX).unwrap();
+        let alice = token_id(&env, "alice");
+        let code = hotp(&rfc, Algorithm::Sha1, 0, 6);
+        assert_eq!(api.verify(&alice, &code).await, "accept", "{mode}");
+        assert_eq!(api.verify(&alice, &code).await, "replay", "{mode}");
+        let seed = hex::decode(SEED_256).unwrap();
+        let bob = token_id(&env, "bob");
+        let code = totp_now(&seed, Algorithm::Sha256, 8, 60);
+        assert_eq!(api.verify(&bob, &code).await, "accept", "{mode}");
+        let carol = token_id(&env, "carol");
+        let early = hotp(&rfc, Algorithm::Sha1, 2, 6);
+        assert_eq!(
+            api.verify(&carol, &early).await,
+            "reject",
+            "counter starts at 5"
+        );
+        let code = hotp(&rfc, Algorithm::Sha1, 5, 6);
+        assert_eq!(api.verify(&carol, &code).await, "accept", "{mode}");
+
+        let audited = env.sql(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'import' AND request_id = '{request_id}'"
+        ));
+        assert_eq!(audited, "3", "one audit row per imported token");
+        let dump = env.pg_dump();
+        assert!(!dump.contains(RFC_SEED_HEX) && !dump.contains(SEED_256));
+        assert!(!dump.contains("12345678901234567890"));
+    })
+    .await;
+}
+
+#[test]
+fn a_seed_file_with_a_bad_line_imports_nothing_and_never_echoes_a_seed() {
+    let env = Env::new();
+    let bad_seed = "c0ffee00c0ffee00c0ffee00c0ffee00zz";
+    let out = import(
+        &env,
+        &format!(
+            "user,seed_hex,digits\n\
+             alice,{RFC_SEED_HEX},6\n\
+             bob,{bad_seed},6\n\
+             carol,{RFC_SEED_HEX},9\n\
+             dave,{RFC_SEED_HEX}\n"
+        ),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: invalid seed_hex"), "{err}");
+    assert!(err.contains("line 4: invalid digits"), "{err}");
+    assert!(
+        err.contains("line 5: 2 fields where the header has 3"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("c0ffee") && !err.contains(RFC_SEED_HEX),
+        "{err}"
+    );
+    assert_eq!(env.sql("SELECT count(*) FROM tokens"), "0");
+
+    for (contents, needle) in [
+        ("user,type\nalice,hotp\n", "seed_hex"),
+        ("# only a comment\n", "empty"),
+        ("user,seed_hex\n", "no tokens"),
+    ] {
+        let out = import(&env, contents);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{contents:?}: {err}");
+    }
+    let out = env.cli(&[
+        "token",
+        "import",
+        "--channel",
+        "nobody",
+        "--file",
+        "/nonexistent",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
+}
