@@ -1,10 +1,18 @@
 //! Load generator: real verifications over mTLS with keep-alive against `hsm-otp serve`
-//! (built in the bench profile) on a fresh SoftHSM token and database.
+//! (built in the bench profile) on a fresh SoftHSM token and database, for fleets of a chosen
+//! size, beside pgbench running the same one-transaction verify on the same database.
 //!
 //! `cargo bench --bench verify_mtls` — settings through the environment:
-//! `BENCH_SECONDS` (5 per phase), `BENCH_CONCURRENCY` (32), `BENCH_MODES` (`wrapped,object`).
-//! Prints a table and one JSON line per phase. Every loop is bounded in time and count, and
-//! talks to 127.0.0.1 only.
+//! - `BENCH_TOKENS`: fleet sizes, comma-separated (`1000`); enrolled through
+//!   `hsm-otp token import` of a generated seed file, whose rate is reported;
+//! - `BENCH_SECONDS` per phase (5), `BENCH_CONCURRENCY` connections (32);
+//! - `BENCH_MODES`: seed storage modes (`wrapped,object`);
+//! - `BENCH_PGBENCH`: `0` skips the pgbench comparison (it runs by default).
+//!
+//! Each connection drives its own share of the fleet, a token chosen at random per request:
+//! the accept phase sends each token's next code (a counter advance and an audit row), the
+//! reject phase a wrong code (a failure count and an audit row). Prints a table and one JSON
+//! line per phase. Every loop is bounded in time and count, and talks to 127.0.0.1 only.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,10 +24,12 @@
 #[path = "../tests/e2e/helpers/mod.rs"]
 mod helpers;
 
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hsm_otp::domain::Algorithm;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use helpers::{hotp, Env, EnvOptions, Server};
 
@@ -32,41 +42,68 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The seed of token `n` of the fleet: known to the generator, never to the server's log.
+fn seed(n: usize) -> [u8; 20] {
+    let mut s = [0x5a; 20];
+    s[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+    s
+}
+
 #[derive(Default)]
 struct Phase {
     latencies: Vec<Duration>,
     errors: u64,
 }
 
+/// One phase: `concurrency` connections for `seconds`; connection `w` owns tokens
+/// `w, w + concurrency, ...` and keeps their counters.
 async fn phase(
     api: &helpers::app::Api,
-    ids: &[String],
+    ids: &std::sync::Arc<Vec<String>>,
+    concurrency: usize,
     accept: bool,
     seconds: u64,
 ) -> (Phase, f64) {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for (w, id) in ids.iter().enumerate() {
-        let (api, id) = (api.clone(), id.clone());
-        let seed = [w as u8 + 1; 20];
+    for w in 0..concurrency {
+        let (api, ids) = (api.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
+            let owned: Vec<usize> = (w..ids.len()).step_by(concurrency).collect();
+            let mut counters = vec![0u64; owned.len()];
+            let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (w as u64 + 1);
             let mut out = Phase::default();
-            let mut counter = 0u64;
-            while Instant::now() < deadline && counter < MAX_REQUESTS_PER_WORKER {
-                // Accept path: the next code. Reject path: a code far outside the window.
-                let c = if accept { counter } else { counter + 100_000 };
-                let code = hotp(&seed, Algorithm::Sha1, c, 6);
+            let mut sent = 0u64;
+            while Instant::now() < deadline && sent < MAX_REQUESTS_PER_WORKER && !owned.is_empty() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let k = (rng % owned.len() as u64) as usize;
+                let n = owned[k];
+                // Accept path: the token's next code. Reject path: a code far outside the window.
+                let c = if accept {
+                    counters[k]
+                } else {
+                    counters[k] + 100_000
+                };
+                let code = hotp(&seed(n), Algorithm::Sha1, c, 6);
                 let t = Instant::now();
                 let (status, v) = api
-                    .post(&format!("/v1/tokens/{id}/verify"), json!({"otp": code}))
+                    .post(
+                        &format!("/v1/tokens/{}/verify", ids[n]),
+                        json!({"otp": code}),
+                    )
                     .await;
                 out.latencies.push(t.elapsed());
                 let want = if accept { "accept" } else { "reject" };
                 if !status.is_success() || v["result"] != want {
                     out.errors += 1;
                 }
-                counter += 1;
+                if accept {
+                    counters[k] += 1;
+                }
+                sent += 1;
             }
             out
         }));
@@ -80,12 +117,140 @@ async fn phase(
     (all, started.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Enrols `size` tokens through `hsm-otp token import`; returns their ids by index and the
+/// import's rate (tokens/s).
+fn enrol_fleet(env: &Env, size: usize) -> (Vec<String>, f64) {
+    let file = env.dir.path().join("fleet.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    writeln!(out, "user,seed_hex").unwrap();
+    for n in 0..size {
+        writeln!(out, "u{n},{}", hex::encode(seed(n))).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let started = Instant::now();
+    let run = env.cli(&[
+        "token",
+        "import",
+        "--channel",
+        "app",
+        "--file",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rate = size as f64 / started.elapsed().as_secs_f64();
+    std::fs::remove_file(&file).unwrap();
+    let listed = Command::new("psql")
+        .args([
+            env.database_url.as_str(),
+            "-Atqc",
+            "SELECT user_id, id FROM tokens",
+        ])
+        .output()
+        .unwrap();
+    let mut ids = vec![String::new(); size];
+    for line in String::from_utf8(listed.stdout).unwrap().lines() {
+        let (user, id) = line.split_once('|').unwrap();
+        ids[user[1..].parse::<usize>().unwrap()] = id.to_owned();
+    }
+    assert!(ids.iter().all(|i| !i.is_empty()), "every token listed");
+    (ids, rate)
+}
+
+/// Resident memory of a process, from `/proc` (current and peak), in MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// pgbench on the same database with the transaction a verify commits: the conditional
+/// `UPDATE` of a random token of the fleet and the `INSERT` of its audit row, at the same
+/// concurrency and duration. Returns (transactions/s, p99 ms).
+fn pgbench(env: &Env, size: usize, concurrency: usize, seconds: u64) -> (f64, f64) {
+    env.sql(
+        "CREATE TABLE IF NOT EXISTS bench_ids (n INTEGER PRIMARY KEY, id UUID NOT NULL); \
+         TRUNCATE bench_ids; \
+         INSERT INTO bench_ids SELECT substr(user_id, 2)::int + 1, id FROM tokens; \
+         ANALYZE bench_ids; ANALYZE tokens",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("verify.sql");
+    std::fs::write(
+        &script,
+        "\\set n random(1, :tokens)\n\
+         BEGIN;\n\
+         UPDATE tokens SET next_factor = next_factor + 1, failure_count = 0 \
+           WHERE id = (SELECT id FROM bench_ids WHERE n = :n) \
+           AND next_factor <= next_factor + 1 AND locked_at IS NULL;\n\
+         INSERT INTO audit_log (user_id, action, result, moving_factor, request_id) \
+           VALUES ('pgbench', 'verify', 'accept', :n, 'pgbench');\n\
+         END;\n",
+    )
+    .unwrap();
+    let prefix = dir.path().join("tx");
+    let out = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-j", "2", "-l"])
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .args(["-c", &concurrency.to_string(), "-T", &seconds.to_string()])
+        .args(["-D", &format!("tokens={size}")])
+        .arg("-f")
+        .arg(&script)
+        .arg(&env.database_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    // Per-transaction log lines: client_id transaction_no time_us script_no epoch epoch_us.
+    let mut latencies: Vec<Duration> = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tx")
+        {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                    latencies.push(Duration::from_micros(us));
+                }
+            }
+        }
+    }
+    latencies.sort();
+    (tps, percentile_ms(&latencies, 0.99))
 }
 
 fn main() {
@@ -95,13 +260,34 @@ fn main() {
     let seconds = setting("BENCH_SECONDS", 5);
     let concurrency = setting("BENCH_CONCURRENCY", 32) as usize;
     let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "wrapped,object".into());
+    let sizes: Vec<usize> = std::env::var("BENCH_TOKENS")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("BENCH_TOKENS: sizes like 1000,100000")
+        })
+        .collect();
+    let with_pgbench = setting("BENCH_PGBENCH", 1) == 1;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     println!(
-        "{:<8} {:<7} {:>6} {:>10} {:>8} {:>8} {:>8} {:>7}",
-        "mode", "path", "conns", "verifies/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+        "{:<8} {:>8} {:>9} {:<7} {:>10} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9}",
+        "mode",
+        "tokens",
+        "enrol/s",
+        "path",
+        "verifies/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "RSS MB",
+        "pgbench/s",
+        "pgb p99"
     );
     for mode in modes.split(',') {
         let mode: &'static str = if mode == "object" {
@@ -109,29 +295,56 @@ fn main() {
         } else {
             "wrapped"
         };
-        rt.block_on(async {
+        for &size in &sizes {
             let env = Env::with(EnvOptions {
                 seed_storage: mode,
                 settings: vec![("HSM_OTP_MAX_FAILURES".into(), "1000".into())],
                 config_toml: None,
             });
+            let (ids, enrol_rate) = enrol_fleet(&env, size);
+            let ids = std::sync::Arc::new(ids);
             let server = Server::start(&env);
             let api = server.api(&env.channel_key);
-            let mut ids = Vec::new();
-            for w in 0..concurrency {
-                let seed = hex::encode([w as u8 + 1; 20]);
-                let v = api.enrol(json!({"user": format!("u{w}"), "type": "hotp", "seed_hex": seed})).await;
-                ids.push(v["id"].as_str().unwrap().to_owned());
-            }
+            let mut phases = Vec::new();
             for accept in [true, false] {
-                let (mut p, elapsed) = phase(&api, &ids, accept, seconds).await;
+                phases.push((
+                    accept,
+                    rt.block_on(phase(&api, &ids, concurrency, accept, seconds)),
+                    rss_mb(server.pid()),
+                ));
+            }
+            // After the phases: pgbench moves counters the generator would not know about.
+            let (pg_tps, pg_p99) = if with_pgbench {
+                pgbench(&env, size, concurrency, seconds)
+            } else {
+                (0.0, 0.0)
+            };
+            for (accept, (mut p, elapsed), (rss, peak)) in phases {
                 p.latencies.sort();
                 let rate = p.latencies.len() as f64 / elapsed;
                 let path = if accept { "accept" } else { "reject" };
-                let (p50, p95, p99) = (percentile(&p.latencies, 0.5), percentile(&p.latencies, 0.95), percentile(&p.latencies, 0.99));
-                println!("{mode:<8} {path:<7} {concurrency:>6} {rate:>10.0} {p50:>8.2} {p95:>8.2} {p99:>8.2} {:>7}", p.errors);
-                println!("{}", json!({"mode": mode, "path": path, "connections": concurrency, "verifies_per_second": rate, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": p.errors, "requests": p.latencies.len()}));
+                let (p50, p95, p99) = (
+                    percentile_ms(&p.latencies, 0.5),
+                    percentile_ms(&p.latencies, 0.95),
+                    percentile_ms(&p.latencies, 0.99),
+                );
+                println!(
+                    "{mode:<8} {size:>8} {enrol_rate:>9.0} {path:<7} {rate:>10.0} {p50:>7.2} \
+                     {p95:>7.2} {p99:>7.2} {:>6} {peak:>7.0} {pg_tps:>9.0} {pg_p99:>9.2}",
+                    p.errors
+                );
+                println!(
+                    "{}",
+                    json!({"mode": mode, "tokens": size, "enrol_per_second": enrol_rate,
+                           "path": path, "connections": concurrency,
+                           "verifies_per_second": rate, "p50_ms": p50, "p95_ms": p95,
+                           "p99_ms": p99, "errors": p.errors, "requests": p.latencies.len(),
+                           "server_rss_mb": rss, "server_peak_rss_mb": peak,
+                           "pgbench_tps": pg_tps, "pgbench_p99_ms": pg_p99})
+                );
             }
-        });
+            drop(api);
+            drop(server);
+        }
     }
 }

@@ -76,6 +76,12 @@ impl Server {
         }
     }
 
+    /// The server's process id (the load generator reads its memory use).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client presenting the environment's client certificate and `channel_key`.
     pub fn api(&self, channel_key: &str) -> Api {
         self.api_with_identity(Some(&self.identity_pem), channel_key)
