@@ -170,6 +170,22 @@ fn enrol_fleet(env: &Env, size: usize) -> (Vec<String>, f64) {
     (ids, rate)
 }
 
+/// (outcomes, commits) settled by group commit so far, from the server's metrics.
+async fn commits(server: &Server) -> (f64, f64) {
+    let (_, text) = server.operator_get("/metrics").await;
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("hsm_otp_commit_batch_size_sum"),
+        value("hsm_otp_commit_batch_size_count"),
+    )
+}
+
 /// Resident memory of a process, from `/proc` (current and peak), in MB.
 fn rss_mb(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -275,7 +291,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "{:<8} {:>8} {:>9} {:<7} {:>10} {:>7} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9}",
+        "{:<8} {:>8} {:>9} {:<7} {:>10} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>9} {:>9}",
         "mode",
         "tokens",
         "enrol/s",
@@ -285,6 +301,7 @@ fn main() {
         "p95 ms",
         "p99 ms",
         "errors",
+        "/commit",
         "RSS MB",
         "pgbench/s",
         "pgb p99"
@@ -307,11 +324,11 @@ fn main() {
             let api = server.api(&env.channel_key);
             let mut phases = Vec::new();
             for accept in [true, false] {
-                phases.push((
-                    accept,
-                    rt.block_on(phase(&api, &ids, concurrency, accept, seconds)),
-                    rss_mb(server.pid()),
-                ));
+                let before = rt.block_on(commits(&server));
+                let result = rt.block_on(phase(&api, &ids, concurrency, accept, seconds));
+                let after = rt.block_on(commits(&server));
+                let per_commit = (after.0 - before.0) / (after.1 - before.1).max(1.0);
+                phases.push((accept, result, rss_mb(server.pid()), per_commit));
             }
             // After the phases: pgbench moves counters the generator would not know about.
             let (pg_tps, pg_p99) = if with_pgbench {
@@ -319,7 +336,7 @@ fn main() {
             } else {
                 (0.0, 0.0)
             };
-            for (accept, (mut p, elapsed), (rss, peak)) in phases {
+            for (accept, (mut p, elapsed), (rss, peak), per_commit) in phases {
                 p.latencies.sort();
                 let rate = p.latencies.len() as f64 / elapsed;
                 let path = if accept { "accept" } else { "reject" };
@@ -330,7 +347,7 @@ fn main() {
                 );
                 println!(
                     "{mode:<8} {size:>8} {enrol_rate:>9.0} {path:<7} {rate:>10.0} {p50:>7.2} \
-                     {p95:>7.2} {p99:>7.2} {:>6} {peak:>7.0} {pg_tps:>9.0} {pg_p99:>9.2}",
+                     {p95:>7.2} {p99:>7.2} {:>6} {per_commit:>7.1} {peak:>7.0} {pg_tps:>9.0} {pg_p99:>9.2}",
                     p.errors
                 );
                 println!(
@@ -340,6 +357,7 @@ fn main() {
                            "verifies_per_second": rate, "p50_ms": p50, "p95_ms": p95,
                            "p99_ms": p99, "errors": p.errors, "requests": p.latencies.len(),
                            "server_rss_mb": rss, "server_peak_rss_mb": peak,
+                           "verifications_per_commit": per_commit,
                            "pgbench_tps": pg_tps, "pgbench_p99_ms": pg_p99})
                 );
             }
