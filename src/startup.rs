@@ -68,6 +68,15 @@ impl Application {
         let services = services(config)?;
         services.ensure_keys()?;
         services.self_test()?;
+        let started = std::time::Instant::now();
+        let seed_objects = services.index_seed_objects()?;
+        if seed_objects > 0 {
+            tracing::info!(
+                seed_objects,
+                seconds = started.elapsed().as_secs_f64(),
+                "seed objects indexed"
+            );
+        }
         if let Err(e) = services.ready() {
             tracing::warn!(error = %e, "not ready yet; serving and retrying per request");
         }

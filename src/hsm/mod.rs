@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,8 @@ pub struct Hsm {
     pool: Pool,
     handles: Mutex<HashMap<String, (u64, ObjectHandle)>>,
     key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
+    /// The pool generation whose seed objects were all indexed, once indexing is on.
+    indexed: Mutex<Option<Option<u64>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -147,6 +149,7 @@ impl Hsm {
             pool: Pool::new(settings),
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
+            indexed: Mutex::new(None),
             metrics,
         }
     }
@@ -369,13 +372,57 @@ impl Hsm {
         result
     }
 
+    /// Finds every seed object on the token in one search and caches their handles, so that
+    /// no verification searches the token (object storage; a search by label costs more the
+    /// more objects the token holds). From now on the index is rebuilt the same way whenever
+    /// the pool has been reset. Returns how many seed objects there are.
+    pub fn index_seed_objects(&self) -> Result<usize, HsmError> {
+        *lock(&self.indexed) = Some(None);
+        self.run("index_seed_objects", |s, generation| {
+            self.index(s, generation)
+        })
+    }
+
+    fn index(&self, s: &Session, generation: u64) -> Result<usize, HsmError> {
+        let mut found = Vec::new();
+        for handle in s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])? {
+            for attribute in s.get_attributes(handle, &[AttributeType::Label])? {
+                if let Attribute::Label(label) = attribute {
+                    match String::from_utf8(label) {
+                        Ok(label) if label.starts_with(SEED_LABEL_PREFIX) => {
+                            found.push((label, handle));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let n = found.len();
+        let mut cache = lock(&self.handles);
+        for (label, handle) in found {
+            cache.insert(label, (generation, handle));
+        }
+        drop(cache);
+        *lock(&self.indexed) = Some(Some(generation));
+        Ok(n)
+    }
+
     /// The handle of the secret key labelled `label`, from the cache or one search.
     fn handle(&self, s: &Session, generation: u64, label: &str) -> Result<ObjectHandle, HsmError> {
-        if let Ok(cache) = self.handles.lock() {
-            if let Some((g, h)) = cache.get(label) {
-                if *g == generation {
-                    return Ok(*h);
-                }
+        let cached = |label: &str| {
+            lock(&self.handles)
+                .get(label)
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, h)| *h)
+        };
+        if let Some(h) = cached(label) {
+            return Ok(h);
+        }
+        let stale_index = matches!(*lock(&self.indexed), Some(g) if g != Some(generation));
+        if stale_index && label.starts_with(SEED_LABEL_PREFIX) {
+            self.index(s, generation)?;
+            if let Some(h) = cached(label) {
+                return Ok(h);
             }
         }
         let found = s.find_objects(&[
@@ -407,8 +454,11 @@ impl Hsm {
     }
 
     fn forget_all(&self) {
-        if let Ok(mut cache) = self.handles.lock() {
-            cache.clear();
+        lock(&self.handles).clear();
+        let mut indexed = lock(&self.indexed);
+        if indexed.is_some() {
+            // Indexing is on: the next miss rebuilds the whole index at once.
+            *indexed = Some(None);
         }
     }
 }

@@ -110,6 +110,15 @@ impl Services {
         self.hsm.self_test(self.policy.seed_storage)
     }
 
+    /// In object storage, finds every seed object once, so that verifications never search
+    /// the token; returns how many there are (0 in wrapped storage, which has none).
+    pub fn index_seed_objects(&self) -> Result<usize, crate::hsm::HsmError> {
+        match self.policy.seed_storage {
+            SeedStorage::Object => self.hsm.index_seed_objects(),
+            SeedStorage::Wrapped => Ok(0),
+        }
+    }
+
     /// Readiness: an HSM session and a database connection can be had and answer.
     pub fn ready(&self) -> Result<(), Error> {
         self.hsm.ping()?;
