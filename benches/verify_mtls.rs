@@ -7,7 +7,8 @@
 //!   `hsm-otp token import` of a generated seed file, whose rate is reported;
 //! - `BENCH_SECONDS` per phase (5), `BENCH_CONCURRENCY` connections (32);
 //! - `BENCH_MODES`: seed storage modes (`wrapped,object`);
-//! - `BENCH_PGBENCH`: `0` skips the pgbench comparison (it runs by default).
+//! - `BENCH_PGBENCH`: `0` skips the pgbench comparison (it runs by default);
+//! - `BENCH_GROUP_COMMIT`: `0` runs the server with `group_commit = false`, for comparison.
 //!
 //! Each connection drives its own share of the fleet, a token chosen at random per request:
 //! the accept phase sends each token's next code (a counter advance and an audit row), the
@@ -286,6 +287,11 @@ fn main() {
         })
         .collect();
     let with_pgbench = setting("BENCH_PGBENCH", 1) == 1;
+    let group_commit = if setting("BENCH_GROUP_COMMIT", 1) == 1 {
+        "true"
+    } else {
+        "false"
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -315,7 +321,10 @@ fn main() {
         for &size in &sizes {
             let env = Env::with(EnvOptions {
                 seed_storage: mode,
-                settings: vec![("HSM_OTP_MAX_FAILURES".into(), "1000".into())],
+                settings: vec![
+                    ("HSM_OTP_MAX_FAILURES".into(), "1000".into()),
+                    ("HSM_OTP_GROUP_COMMIT".into(), group_commit.into()),
+                ],
                 config_toml: None,
             });
             let (ids, enrol_rate) = enrol_fleet(&env, size);
@@ -352,7 +361,7 @@ fn main() {
                 );
                 println!(
                     "{}",
-                    json!({"mode": mode, "tokens": size, "enrol_per_second": enrol_rate,
+                    json!({"mode": mode, "tokens": size, "group_commit": group_commit, "enrol_per_second": enrol_rate,
                            "path": path, "connections": concurrency,
                            "verifies_per_second": rate, "p50_ms": p50, "p95_ms": p95,
                            "p99_ms": p99, "errors": p.errors, "requests": p.latencies.len(),

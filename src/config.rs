@@ -55,6 +55,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Database connections per process.
     pub db_pool_size: u32,
+    /// Settle concurrent verifications in one transaction (on by default).
+    pub group_commit: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// HTTP worker threads (0: one per core).
@@ -91,6 +93,8 @@ struct Raw {
     max_failures: Option<u64>,
     #[serde(default, deserialize_with = "number")]
     db_pool_size: Option<u64>,
+    #[serde(default, deserialize_with = "flag")]
+    group_commit: Option<bool>,
     #[serde(default, deserialize_with = "number")]
     hsm_sessions: Option<u64>,
     #[serde(default, deserialize_with = "number")]
@@ -214,6 +218,25 @@ fn read(
     toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned()))
+}
+
+/// Switches may come from TOML as booleans or from the environment as `true` / `false`.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum F {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<F>::deserialize(d)? {
+        None => Ok(None),
+        Some(F::Bool(b)) => Ok(Some(b)),
+        Some(F::Text(s)) => match s.trim() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(serde::de::Error::custom("expected true or false")),
+        },
+    }
 }
 
 /// Numbers may come from TOML as integers or from the environment as strings.
@@ -362,6 +385,7 @@ impl Raw {
             challenges,
             delivery,
             db_pool_size: bounded("db_pool_size", self.db_pool_size, 1..=1000, 16)?,
+            group_commit: self.group_commit.unwrap_or(true),
             max_body_bytes: bounded(
                 "max_body_bytes",
                 self.max_body_bytes,
@@ -430,6 +454,25 @@ mod tests {
         assert_eq!(c.policy.seed_storage, SeedStorage::Wrapped);
         assert_eq!(c.policy.hotp_window, 10);
         assert_eq!(c.policy.max_failures, 5);
+        assert!(c.group_commit);
+    }
+
+    #[test]
+    fn group_commit_is_switched_off_from_the_file_or_the_environment() {
+        let mut e = minimal();
+        e.push(("HSM_OTP_GROUP_COMMIT".into(), "false".into()));
+        assert!(!Config::from_sources(None, e).unwrap().group_commit);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "group_commit = false\n").unwrap();
+        assert!(
+            !Config::from_sources(Some(&file), minimal())
+                .unwrap()
+                .group_commit
+        );
+        let mut e = minimal();
+        e.push(("HSM_OTP_GROUP_COMMIT".into(), "maybe".into()));
+        assert!(Config::from_sources(None, e).is_err());
     }
 
     #[test]

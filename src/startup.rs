@@ -38,11 +38,14 @@ pub enum StartupError {
 pub fn services(config: &Config) -> Result<Services, StartupError> {
     let metrics = Arc::new(Metrics::new()?);
     let hsm = Arc::new(Hsm::new(config.hsm.clone(), metrics.clone()));
-    let store = Store::new(
+    let mut store = Store::new(
         config.database_url.expose(),
         config.db_pool_size,
         metrics.clone(),
     );
+    if !config.group_commit {
+        store = store.without_group_commit();
+    }
     Ok(Services::new(
         hsm,
         store,

@@ -184,7 +184,13 @@ impl Store {
 
     /// Queues `op` for the next group commit and waits until it has committed.
     pub(super) fn submit(&self, op: Op) -> Settled {
-        self.commits.submit(self, op)
+        if self.group_commit {
+            self.commits.submit(self, op)
+        } else {
+            self.settle(&[&op])
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Internal("no outcome".into())))
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub struct Store {
     pool: PgPool,
     metrics: Arc<Metrics>,
     commits: Arc<commit::GroupCommit>,
+    group_commit: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,7 +94,15 @@ impl Store {
             pool,
             metrics,
             commits: Arc::new(commit::GroupCommit::default()),
+            group_commit: true,
         }
+    }
+
+    /// This store, settling every verification in its own transaction (for comparison
+    /// runs: `group_commit = false`).
+    pub fn without_group_commit(mut self) -> Self {
+        self.group_commit = false;
+        self
     }
 
     /// Checks that a connection can be had and answers (for `/readyz`).

@@ -106,3 +106,27 @@ async fn concurrent_verifications_of_many_tokens_are_each_durable_when_answered(
         "an audit row for every answer"
     );
 }
+
+/// With group commit switched off (`group_commit = false`, for comparison runs), each
+/// verification commits alone, with the same guarantees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_group_commit_a_code_is_still_accepted_once() {
+    let env = Env::with(crate::helpers::EnvOptions {
+        settings: vec![("HSM_OTP_GROUP_COMMIT".into(), "false".into())],
+        ..Default::default()
+    });
+    let server = Server::start(&env);
+    let api = server.api(&env.channel_key);
+    let id = api.enrol_rfc_hotp("carol").await;
+    let (accepts, replays) = race(std::slice::from_ref(&api), &id, RFC4226_CODES[0], 16).await;
+    assert_eq!((accepts, replays), (1, 15));
+    let (_, metrics) = server.operator_get("/metrics").await;
+    let batches = metrics
+        .lines()
+        .find(|l| l.starts_with("hsm_otp_commit_batch_size_bucket{le=\"1\"}"))
+        .unwrap();
+    assert!(
+        batches.ends_with(" 16"),
+        "every outcome committed alone: {batches}"
+    );
+}
