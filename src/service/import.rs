@@ -165,37 +165,47 @@ impl Services {
     ) -> Result<usize, Error> {
         let storage = self.policy.seed_storage;
         let part = records.len().div_ceil(threads.max(1)).max(1);
-        let stored: Vec<Result<Vec<SeedRef>, Error>> = std::thread::scope(|scope| {
+        // Each worker returns the seeds it stored, and the error that stopped it, if any, so
+        // that a failure undoes every seed stored so far.
+        let stored: Vec<(Vec<SeedRef>, Option<Error>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = records
                 .chunks(part)
                 .map(|chunk| {
                     scope.spawn(move || {
                         let mut refs = Vec::with_capacity(chunk.len());
                         for e in chunk {
-                            let SeedInput::Import(seed) = &e.seed else {
-                                return Err(Error::InvalidSeed);
+                            let stored = match &e.seed {
+                                SeedInput::Import(seed) => {
+                                    self.hsm.store_seed(seed, e.algorithm, storage)
+                                }
+                                SeedInput::Generate => return (refs, Some(Error::InvalidSeed)),
                             };
-                            refs.push(self.hsm.store_seed(seed, e.algorithm, storage)?);
+                            match stored {
+                                Ok(seed_ref) => refs.push(seed_ref),
+                                Err(err) => return (refs, Some(err.into())),
+                            }
                         }
-                        Ok(refs)
+                        (refs, None)
                     })
                 })
                 .collect();
             workers
                 .into_iter()
                 .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(Error::Internal("import worker failed".into())))
+                    w.join().unwrap_or_else(|_| {
+                        (
+                            Vec::new(),
+                            Some(Error::Internal("import worker failed".into())),
+                        )
+                    })
                 })
                 .collect()
         });
         let mut refs = Vec::with_capacity(records.len());
         let mut failure = None;
-        for part in stored {
-            match part {
-                Ok(part) => refs.extend(part),
-                Err(e) => failure = failure.or(Some(e)),
-            }
+        for (part, error) in stored {
+            refs.extend(part);
+            failure = failure.or(error);
         }
         let written = match failure {
             Some(e) => Err(e),
