@@ -85,21 +85,68 @@ pub async fn authenticate(
     credential: Option<OwnedCredential>,
 ) -> Result<Caller, Error> {
     let services = services(req)?;
-    let fingerprint = req.conn_data::<PeerCertificate>().map(|c| c.sha256.clone());
-    let peer = req.peer_addr().map(|a| a.ip());
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(String::new, |r| r.0.clone());
-    let channel = run(move || {
-        let credential = credential.as_ref().map(OwnedCredential::borrowed);
-        services.authenticate(credential, fingerprint.as_deref(), peer)
-    })
-    .await?;
-    Ok(Caller {
-        channel,
-        request_id,
-    })
+    let unverified = Unverified::new(req, credential);
+    run(move || unverified.check(&services)).await
+}
+
+/// A caller whose credential has been read from the request but not yet checked, for a
+/// handler that checks it in the same blocking task as its use case: one trip to the blocking
+/// pool instead of two (the verification endpoints).
+#[derive(Debug)]
+pub struct Unverified {
+    credential: Option<OwnedCredential>,
+    fingerprint: Option<String>,
+    peer: Option<std::net::IpAddr>,
+    request_id: String,
+}
+
+impl Unverified {
+    fn new(req: &HttpRequest, credential: Option<OwnedCredential>) -> Self {
+        Self {
+            credential,
+            fingerprint: req.conn_data::<PeerCertificate>().map(|c| c.sha256.clone()),
+            peer: req.peer_addr().map(|a| a.ip()),
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .map_or_else(String::new, |r| r.0.clone()),
+        }
+    }
+
+    /// Checks the credential, the client certificate and the source address (promise 6):
+    /// blocking, like every use case.
+    pub fn check(self, services: &Services) -> Result<Caller, Error> {
+        let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
+        let channel = services.authenticate(credential, self.fingerprint.as_deref(), self.peer)?;
+        Ok(Caller {
+            channel,
+            request_id: self.request_id,
+        })
+    }
+}
+
+impl FromRequest for Unverified {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    /// The native API's `X-Channel-Key`; a request without one is refused at once, before its
+    /// body is read, as by the [`Caller`] extractor.
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match native_key(req) {
+            Some(key) => Ok(Self::new(req, Some(key))),
+            None => {
+                tracing::info!(reason = "no credential", "caller refused");
+                Err(ApiError::from(Error::Unauthenticated))
+            }
+        })
+    }
+}
+
+fn native_key(req: &HttpRequest) -> Option<OwnedCredential> {
+    req.headers()
+        .get(CHANNEL_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|k| OwnedCredential::Key(SecretString::new(k.trim().to_owned())))
 }
 
 impl FromRequest for Caller {
@@ -112,12 +159,9 @@ impl FromRequest for Caller {
         let span = tracing::Span::current();
         Box::pin(
             async move {
-                let key = req
-                    .headers()
-                    .get(CHANNEL_KEY_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|k| OwnedCredential::Key(SecretString::new(k.trim().to_owned())));
-                authenticate(&req, key).await.map_err(ApiError::from)
+                authenticate(&req, native_key(&req))
+                    .await
+                    .map_err(ApiError::from)
             }
             .instrument(span),
         )

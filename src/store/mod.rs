@@ -24,6 +24,7 @@ pub use templates::TemplateRow;
 pub use tokens::{Advance, Failure, NewToken, TokenRow};
 pub use users::UserRow;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,8 @@ pub struct Store {
     metrics: Arc<Metrics>,
     commits: Arc<commit::GroupCommit>,
     group_commit: bool,
+    /// Shared with the pool's manager: failed operations so far.
+    failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,21 +83,27 @@ impl Store {
     /// A pool of up to `size` connections. Connections are made lazily and checked before
     /// use, so the service starts (not ready) without a database and recovers by itself.
     ///
-    /// A connection is not pinged at every checkout (that would cost a round trip per query);
-    /// instead one whose query failed is discarded, so the next checkout connects afresh.
+    /// A connection is not pinged at every checkout (that would cost a round trip per query),
+    /// only when it has been idle for a while or a query has failed on any connection since
+    /// it was last checked; one whose query failed is discarded.
     pub fn new(database_url: &str, size: u32, metrics: Arc<Metrics>) -> Self {
-        let manager = Manager(ConnectionManager::<PgConnection>::new(database_url));
+        let failures = Arc::new(AtomicU64::new(0));
+        let manager = Manager {
+            inner: ConnectionManager::<PgConnection>::new(database_url),
+            failures: failures.clone(),
+        };
         let pool = Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(3))
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .build_unchecked(manager);
         Self {
             pool,
             metrics,
             commits: Arc::new(commit::GroupCommit::default()),
             group_commit: true,
+            failures,
         }
     }
 
@@ -130,9 +139,13 @@ impl Store {
         let started = Instant::now();
         let result = self.conn().and_then(|mut c| {
             let result = f(&mut c.conn);
-            // A failed query may have left the connection unusable (the server went away,
-            // say): discard it rather than hand it to the next caller.
-            c.broken |= result.is_err();
+            c.last_used = Instant::now();
+            if result.is_err() {
+                // A failed query may have left the connection unusable (the server went
+                // away, say): discard it, and check the idle ones before their next use.
+                c.broken = true;
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
             result
         });
         if let Err(e) = &result {
@@ -160,33 +173,53 @@ impl Store {
     }
 }
 
-/// A pooled connection, and whether a failure has made it unfit for reuse.
+/// A connection idle for longer than this is pinged before it is used again.
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
+/// A pooled connection: when it was last used and checked, and whether a failure has made it
+/// unfit for reuse.
 pub(crate) struct Conn {
     conn: PgConnection,
     broken: bool,
+    last_used: Instant,
+    checked_after_failures: u64,
 }
 
-/// diesel's connection manager, with connections discarded after a failed query instead of
-/// pinged before every use.
+/// diesel's connection manager, pinging a connection at checkout only when it may have gone
+/// stale: idle for more than [`TRUSTED_IDLE`], or a query failed on some connection since
+/// it was last checked (the database may have gone away meanwhile).
 #[derive(Debug)]
-struct Manager(ConnectionManager<PgConnection>);
+struct Manager {
+    inner: ConnectionManager<PgConnection>,
+    /// Failed operations so far, on any connection of the pool.
+    failures: Arc<AtomicU64>,
+}
 
 impl ManageConnection for Manager {
     type Connection = Conn;
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<Conn, r2d2::Error> {
-        self.0.connect().map(|conn| Conn {
+        self.inner.connect().map(|conn| Conn {
             conn,
             broken: false,
+            last_used: Instant::now(),
+            checked_after_failures: self.failures.load(Ordering::Relaxed),
         })
     }
 
     fn is_valid(&self, c: &mut Conn) -> Result<(), r2d2::Error> {
-        self.0.is_valid(&mut c.conn)
+        let failures = self.failures.load(Ordering::Relaxed);
+        if c.checked_after_failures == failures && c.last_used.elapsed() < TRUSTED_IDLE {
+            return Ok(());
+        }
+        self.inner.is_valid(&mut c.conn)?;
+        c.checked_after_failures = failures;
+        c.last_used = Instant::now();
+        Ok(())
     }
 
     fn has_broken(&self, c: &mut Conn) -> bool {
-        c.broken || self.0.has_broken(&mut c.conn)
+        c.broken || self.inner.has_broken(&mut c.conn)
     }
 }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::blocking;
+use super::extract::{blocking, Unverified};
 use crate::domain::{Algorithm, Digits, SecretBytes, SecretString};
 use crate::oath::Period;
 use crate::service::{Caller, Enrolment, Error, SeedInput, Services};
@@ -61,21 +61,29 @@ async fn delete_token(
 
 async fn verify_token(
     svc: Svc,
-    caller: Caller,
+    caller: Unverified,
     id: web::Path<Uuid>,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || svc.verify_token(&caller, *id, body.otp.expose())).await?;
+    let verdict = blocking(move || {
+        let caller = caller.check(&svc)?;
+        svc.verify_token(&caller, *id, body.otp.expose())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn verify_user(
     svc: Svc,
-    caller: Caller,
+    caller: Unverified,
     user: web::Path<String>,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || svc.verify_user(&caller, &user, body.otp.expose())).await?;
+    let verdict = blocking(move || {
+        let caller = caller.check(&svc)?;
+        svc.verify_user(&caller, &user, body.otp.expose())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
