@@ -138,15 +138,7 @@ fn enrol_fleet(env: &Env, size: usize) -> (Vec<String>, f64) {
     out.flush().unwrap();
     drop(out);
     let started = Instant::now();
-    let run = env.cli(&[
-        "token",
-        "import",
-        "--channel",
-        "app",
-        "--file",
-        file.to_str().unwrap(),
-        "--json",
-    ]);
+    let run = env.import_seed_file(&file);
     assert!(
         run.status.success(),
         "import: {}",

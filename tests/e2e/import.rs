@@ -10,15 +10,7 @@ const SEED_256: &str = "31323334353637383930313233343536373839303132333435363738
 fn import(env: &Env, contents: &str) -> std::process::Output {
     let file = env.dir.path().join("seeds.csv");
     std::fs::write(&file, contents).unwrap();
-    env.cli(&[
-        "token",
-        "import",
-        "--channel",
-        "app",
-        "--file",
-        file.to_str().unwrap(),
-        "--json",
-    ])
+    env.import_seed_file(&file)
 }
 
 fn token_id(env: &Env, user: &str) -> String {

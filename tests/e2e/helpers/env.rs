@@ -173,6 +173,20 @@ impl Env {
         self.command().args(args).output().unwrap()
     }
 
+    /// `hsm-otp token import --channel app --file FILE --json`.
+    pub fn import_seed_file(&self, file: &Path) -> Output {
+        let file = file.to_str().unwrap();
+        self.cli(&[
+            "token",
+            "import",
+            "--channel",
+            "app",
+            "--file",
+            file,
+            "--json",
+        ])
+    }
+
     /// Creates channel `name` with extra arguments; returns its key.
     pub fn create_channel(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec!["channel", "create", name, "--json"];
