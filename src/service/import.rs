@@ -72,10 +72,17 @@ impl SeedFile {
     /// Reads the header line; the message names what is wrong with it.
     pub fn header(line: &str) -> Result<Self, String> {
         let mut columns = Vec::new();
-        for name in line.trim().split(',').map(str::trim) {
-            let column = Column::parse(name).ok_or_else(|| format!("unknown column {name:?}"))?;
+        for (i, name) in line.trim().split(',').map(str::trim).enumerate() {
+            // The name is not repeated: a file without a header would show its first record.
+            let column = Column::parse(name).ok_or_else(|| {
+                format!(
+                    "the header's column {} is not one of user, seed_hex, type, algorithm, \
+                     digits, period, counter, issuer (is the header line missing?)",
+                    i + 1
+                )
+            })?;
             if columns.contains(&column) {
-                return Err(format!("column {name:?} appears twice"));
+                return Err(format!("column {:?} appears twice", column.name()));
             }
             columns.push(column);
         }
@@ -255,7 +262,10 @@ mod tests {
             .contains("seed_hex"));
         assert!(SeedFile::header("user,seed_hex,colour")
             .unwrap_err()
-            .contains("colour"));
+            .contains("column 3 is not one of"));
+        let seed = "3132333435363738393031323334353637383930";
+        let no_header = SeedFile::header(&format!("{seed},alice")).unwrap_err();
+        assert!(!no_header.contains(seed) && no_header.contains("header line missing"));
         assert!(SeedFile::header("user,seed_hex,user")
             .unwrap_err()
             .contains("twice"));
