@@ -10,18 +10,16 @@
 //! operation at a time, so one bad operation cannot fail its neighbours.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer};
 use uuid::Uuid;
 
 use super::audit::AuditEntry;
+use super::group::Job;
 use super::schema::tokens;
 use super::{Advance, Failure, Store, StoreError};
 
-/// At most this many operations in one transaction.
-const MAX_BATCH: usize = 256;
 /// Audit rows per `INSERT` (nine bind parameters each, well under PostgreSQL's 65,535).
 const AUDIT_CHUNK: usize = 1_000;
 
@@ -45,16 +43,6 @@ pub(super) enum Op {
     Audit(AuditEntry),
 }
 
-impl Op {
-    fn tokens(&self) -> &[Uuid] {
-        match self {
-            Self::Advance { token_id, .. } => std::slice::from_ref(token_id),
-            Self::Failures { token_ids, .. } => token_ids,
-            Self::Audit(_) => &[],
-        }
-    }
-}
-
 /// How an operation was settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -65,100 +53,20 @@ pub(super) enum Outcome {
 
 type Settled = Result<Outcome, StoreError>;
 
-/// The queue of operations waiting for a commit.
-#[derive(Debug, Default)]
-pub(super) struct GroupCommit {
-    state: Mutex<State>,
-    settled: Condvar,
-}
+impl Job for Op {
+    type Output = Outcome;
 
-#[derive(Debug, Default)]
-struct State {
-    next_id: u64,
-    queued: Vec<(u64, Op)>,
-    done: HashMap<u64, Settled>,
-    committing: bool,
-}
-
-impl GroupCommit {
-    /// Settles `op`, together with whatever else is queued; returns once it has committed.
-    pub(super) fn submit(&self, store: &Store, op: Op) -> Settled {
-        let mut state = self.lock();
-        let id = state.next_id;
-        state.next_id = state.next_id.wrapping_add(1);
-        state.queued.push((id, op));
-        loop {
-            if let Some(settled) = state.done.remove(&id) {
-                return settled;
-            }
-            if state.committing {
-                state = self
-                    .settled
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            let batch = take_batch(&mut state.queued);
-            state.committing = true;
-            drop(state);
-            let mut leading = Leading {
-                commit: self,
-                ids: batch.iter().map(|(id, _)| *id).collect(),
-                results: None,
-            };
-            let ops: Vec<&Op> = batch.iter().map(|(_, op)| op).collect();
-            leading.results = Some(store.settle(&ops));
-            drop(leading);
-            state = self.lock();
+    fn tokens(&self) -> &[Uuid] {
+        match self {
+            Self::Advance { token_id, .. } => std::slice::from_ref(token_id),
+            Self::Failures { token_ids, .. } => token_ids,
+            Self::Audit(_) => &[],
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn run(store: &Store, ops: &[&Self]) -> Vec<Settled> {
+        store.settle(ops)
     }
-}
-
-/// The leader's batch: on drop, its results are handed over and the waiters woken, even if
-/// the leader unwound before it had results (they then get an error, never a hang).
-struct Leading<'a> {
-    commit: &'a GroupCommit,
-    ids: Vec<u64>,
-    results: Option<Vec<Settled>>,
-}
-
-impl Drop for Leading<'_> {
-    fn drop(&mut self) {
-        let mut results = self.results.take().unwrap_or_default().into_iter();
-        let mut state = self.commit.lock();
-        for id in &self.ids {
-            let settled = results
-                .next()
-                .unwrap_or_else(|| Err(StoreError::Internal("batch abandoned".into())));
-            state.done.insert(*id, settled);
-        }
-        state.committing = false;
-        drop(state);
-        self.commit.settled.notify_all();
-    }
-}
-
-/// Takes, in arrival order, up to [`MAX_BATCH`] queued operations that touch distinct
-/// tokens; the others stay queued for the next batch.
-fn take_batch(queued: &mut Vec<(u64, Op)>) -> Vec<(u64, Op)> {
-    let mut touched = HashSet::new();
-    let mut batch = Vec::new();
-    let mut rest = Vec::new();
-    for (id, op) in queued.drain(..) {
-        let free = op.tokens().iter().all(|t| !touched.contains(t));
-        if batch.len() < MAX_BATCH && free {
-            touched.extend(op.tokens().iter().copied());
-            batch.push((id, op));
-        } else {
-            rest.push((id, op));
-        }
-    }
-    *queued = rest;
-    batch
 }
 
 impl Store {
@@ -386,6 +294,7 @@ fn settle_failures(
 
 #[cfg(test)]
 mod tests {
+    use super::super::group::{take_batch, MAX_BATCH};
     use super::*;
 
     fn entry() -> AuditEntry {

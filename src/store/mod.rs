@@ -9,6 +9,7 @@ mod audit;
 mod challenges;
 mod channels;
 mod commit;
+mod group;
 pub mod migrate;
 mod outbox;
 mod schema;
@@ -67,7 +68,8 @@ impl From<DieselError> for StoreError {
 pub struct Store {
     pool: PgPool,
     metrics: Arc<Metrics>,
-    commits: Arc<commit::GroupCommit>,
+    commits: Arc<group::Group<commit::Op>>,
+    reads: Arc<group::Group<tokens::TokenRead>>,
     group_commit: bool,
     /// Shared with the pool's manager: failed operations so far.
     failures: Arc<AtomicU64>,
@@ -101,7 +103,8 @@ impl Store {
         Self {
             pool,
             metrics,
-            commits: Arc::new(commit::GroupCommit::default()),
+            commits: Arc::new(group::Group::default()),
+            reads: Arc::new(group::Group::default()),
             group_commit: true,
             failures,
         }

@@ -1,11 +1,14 @@
 //! Tokens, and the transactions that settle a verification.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use super::commit::{Op, Outcome};
+use super::group::Job;
 use super::schema::tokens;
 use super::{Store, StoreError};
 
@@ -77,6 +80,45 @@ pub struct NewToken {
     pub issuer: Option<String>,
 }
 
+/// One token read, to be done with others in one statement.
+pub(super) struct TokenRead {
+    channel_id: Uuid,
+    id: Uuid,
+}
+
+impl Job for TokenRead {
+    type Output = Option<TokenRow>;
+
+    fn tokens(&self) -> &[Uuid] {
+        &[] // a read changes nothing
+    }
+
+    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Option<TokenRow>, StoreError>> {
+        let ids: Vec<Uuid> = reads.iter().map(|r| r.id).collect();
+        let rows = store.run("token_get_many", |c| {
+            Ok(tokens::table
+                .filter(tokens::id.eq_any(&ids))
+                .select(TokenRow::as_select())
+                .load(c)?)
+        });
+        match rows {
+            Ok(rows) => {
+                let by_id: HashMap<Uuid, TokenRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+                reads
+                    .iter()
+                    .map(|r| {
+                        Ok(by_id
+                            .get(&r.id)
+                            .filter(|row| row.channel_id == r.channel_id)
+                            .cloned())
+                    })
+                    .collect()
+            }
+            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
 /// How a proposed accept ended once PostgreSQL settled it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Advance {
@@ -135,8 +177,12 @@ impl Store {
         })
     }
 
-    /// The token `id` if it belongs to `channel_id`.
+    /// The token `id` if it belongs to `channel_id`. Read together with the other token
+    /// reads waiting at that moment, in one statement (unless `group_commit` is off).
     pub fn token(&self, channel_id: Uuid, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
+        if self.group_commit {
+            return self.reads.submit(self, TokenRead { channel_id, id });
+        }
         self.run("token_get", |c| {
             Ok(tokens::table
                 .filter(tokens::id.eq(id).and(tokens::channel_id.eq(channel_id)))
