@@ -55,7 +55,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Database connections per process.
     pub db_pool_size: u32,
-    /// Settle concurrent verifications in one transaction (on by default).
+    /// Read and settle concurrent verifications in groups (on by default).
     pub group_commit: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,

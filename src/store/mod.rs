@@ -110,8 +110,8 @@ impl Store {
         }
     }
 
-    /// This store, settling every verification in its own transaction (for comparison
-    /// runs: `group_commit = false`).
+    /// This store, reading each token and settling each verification on its own (for
+    /// comparison runs: `group_commit = false`).
     pub fn without_group_commit(mut self) -> Self {
         self.group_commit = false;
         self
