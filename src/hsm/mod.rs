@@ -442,15 +442,11 @@ impl Hsm {
     }
 
     fn remember(&self, label: &str, generation: u64, handle: ObjectHandle) {
-        if let Ok(mut cache) = self.handles.lock() {
-            cache.insert(label.to_owned(), (generation, handle));
-        }
+        lock(&self.handles).insert(label.to_owned(), (generation, handle));
     }
 
     fn forget(&self, label: &str) {
-        if let Ok(mut cache) = self.handles.lock() {
-            cache.remove(label);
-        }
+        lock(&self.handles).remove(label);
     }
 
     fn forget_all(&self) {

@@ -28,10 +28,7 @@ pub struct AuditEntry {
 }
 
 pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
-        .values(entry)
-        .execute(conn)
-        .map(|_| ())
+    append_many(conn, std::slice::from_ref(entry))
 }
 
 pub(super) fn append_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> QueryResult<()> {

@@ -84,7 +84,7 @@ impl Store {
                 .map(|op| {
                     self.transaction("settle_one", |c| settle(c, &[op]))?
                         .pop()
-                        .ok_or_else(|| StoreError::Internal("no outcome".into()))
+                        .ok_or_else(|| StoreError::Internal("batch without a result".into()))
                 })
                 .collect(),
         }
@@ -92,13 +92,7 @@ impl Store {
 
     /// Queues `op` for the next group commit and waits until it has committed.
     pub(super) fn submit(&self, op: Op) -> Settled {
-        if self.group_commit {
-            self.commits.submit(self, op)
-        } else {
-            self.settle(&[&op])
-                .pop()
-                .unwrap_or_else(|| Err(StoreError::Internal("no outcome".into())))
-        }
+        self.commits.submit(self, op)
     }
 }
 

@@ -57,8 +57,14 @@ impl<J: Job> std::fmt::Debug for Group<J> {
 }
 
 impl<J: Job> Group<J> {
-    /// Does `job`, together with whatever else is queued; returns once it is done.
+    /// Does `job`, together with whatever else is queued; returns once it is done. With
+    /// grouping off (`group_commit = false`, for comparison runs) the job is done alone.
     pub(super) fn submit(&self, store: &Store, job: J) -> Result<J::Output, StoreError> {
+        if !store.group_commit {
+            return J::run(store, &[&job])
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Internal("batch without a result".into())));
+        }
         let mut state = self.lock();
         let id = state.next_id;
         state.next_id = state.next_id.wrapping_add(1);

@@ -180,16 +180,7 @@ impl Store {
     /// The token `id` if it belongs to `channel_id`. Read together with the other token
     /// reads waiting at that moment, in one statement (unless `group_commit` is off).
     pub fn token(&self, channel_id: Uuid, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
-        if self.group_commit {
-            return self.reads.submit(self, TokenRead { channel_id, id });
-        }
-        self.run("token_get", |c| {
-            Ok(tokens::table
-                .filter(tokens::id.eq(id).and(tokens::channel_id.eq(channel_id)))
-                .select(TokenRow::as_select())
-                .first(c)
-                .optional()?)
-        })
+        self.reads.submit(self, TokenRead { channel_id, id })
     }
 
     /// Every token of `user` in `channel_id`, oldest first.
