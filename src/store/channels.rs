@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use super::group::{answer_each, Job};
 use super::schema::channels;
 use super::{Store, StoreError};
 
@@ -62,6 +63,35 @@ pub struct NewChannel {
     pub account_number: Option<String>,
 }
 
+/// One lookup of a channel by the MAC of its key, to be done with others in one statement.
+pub(super) struct ChannelRead {
+    key_mac: Vec<u8>,
+}
+
+impl Job for ChannelRead {
+    type Output = Option<ChannelRow>;
+
+    fn tokens(&self) -> &[Uuid] {
+        &[] // a read changes nothing
+    }
+
+    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Option<ChannelRow>, StoreError>> {
+        let macs: Vec<&[u8]> = reads.iter().map(|r| r.key_mac.as_slice()).collect();
+        let rows = store.run("channel_get_many", |c| {
+            Ok(channels::table
+                .filter(channels::key_mac.eq_any(&macs))
+                .select(ChannelRow::as_select())
+                .load(c)?)
+        });
+        answer_each(
+            reads,
+            rows,
+            |row| row.key_mac.clone(),
+            |read, by_mac| by_mac.get(&read.key_mac).cloned(),
+        )
+    }
+}
+
 impl Store {
     /// Creates a channel and its audit row.
     pub fn insert_channel(&self, new: &NewChannel) -> Result<ChannelRow, StoreError> {
@@ -75,15 +105,15 @@ impl Store {
         })
     }
 
-    /// The channel whose key has this MAC.
+    /// The channel whose key has this MAC: read together with every other caller's lookup
+    /// ready at that moment, in one statement (each request authenticates this way).
     pub fn channel_by_key_mac(&self, key_mac: &[u8]) -> Result<Option<ChannelRow>, StoreError> {
-        self.run("channel_by_key", |c| {
-            Ok(channels::table
-                .filter(channels::key_mac.eq(key_mac))
-                .select(ChannelRow::as_select())
-                .first(c)
-                .optional()?)
-        })
+        self.channel_reads.submit(
+            self,
+            ChannelRead {
+                key_mac: key_mac.to_vec(),
+            },
+        )
     }
 
     /// The channel `id`.

@@ -3,6 +3,7 @@
 //! batch itself if its job is still queued. Each caller returns once its own job is done.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
@@ -141,4 +142,47 @@ pub(super) fn take_batch<J: Job>(queued: &mut Vec<(u64, J)>) -> Vec<(u64, J)> {
     }
     *queued = rest;
     batch
+}
+
+/// Answers each of a batch's `reads` from the rows one statement loaded for all of them,
+/// indexed by `key`: `pick` chooses a read's row (or none). A failed statement fails every
+/// read.
+pub(super) fn answer_each<Q, R: Clone, K: Eq + Hash>(
+    reads: &[&Q],
+    rows: Result<Vec<R>, StoreError>,
+    key: impl Fn(&R) -> K,
+    pick: impl Fn(&Q, &HashMap<K, R>) -> Option<R>,
+) -> Vec<Result<Option<R>, StoreError>> {
+    match rows {
+        Ok(rows) => {
+            let by_key: HashMap<K, R> = rows.into_iter().map(|r| (key(&r), r)).collect();
+            reads.iter().map(|read| Ok(pick(read, &by_key))).collect()
+        }
+        Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_read_gets_its_own_row_and_a_failed_statement_fails_them_all() {
+        let reads = [&("a", 1), &("b", 2), &("a", 3)];
+        let rows = Ok(vec![("a", 10), ("c", 30)]);
+        let answers = answer_each(&reads, rows, |r| r.0, |read, by| by.get(read.0).copied());
+        let answers: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
+        assert_eq!(answers, [Some(("a", 10)), None, Some(("a", 10))]);
+
+        let failed = answer_each(
+            &reads,
+            Err::<Vec<(&str, i32)>, _>(StoreError::Unavailable("gone".into())),
+            |r| r.0,
+            |read, by| by.get(read.0).copied(),
+        );
+        assert_eq!(failed.len(), 3);
+        assert!(failed
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Unavailable(_)))));
+    }
 }

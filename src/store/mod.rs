@@ -70,6 +70,7 @@ pub struct Store {
     metrics: Arc<Metrics>,
     commits: Arc<group::Group<commit::Op>>,
     reads: Arc<group::Group<tokens::TokenRead>>,
+    channel_reads: Arc<group::Group<channels::ChannelRead>>,
     group_commit: bool,
     /// Shared with the pool's manager: failed operations so far.
     failures: Arc<AtomicU64>,
@@ -105,12 +106,13 @@ impl Store {
             metrics,
             commits: Arc::new(group::Group::default()),
             reads: Arc::new(group::Group::default()),
+            channel_reads: Arc::new(group::Group::default()),
             group_commit: true,
             failures,
         }
     }
 
-    /// This store, reading each token and settling each verification on its own (for
+    /// This store, reading each channel and token and settling each verification on its own (for
     /// comparison runs: `group_commit = false`).
     pub fn without_group_commit(mut self) -> Self {
         self.group_commit = false;

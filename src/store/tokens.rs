@@ -1,14 +1,12 @@
 //! Tokens, and the transactions that settle a verification.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use super::commit::{Op, Outcome};
-use super::group::Job;
+use super::group::{answer_each, Job};
 use super::schema::tokens;
 use super::{Store, StoreError};
 
@@ -101,21 +99,17 @@ impl Job for TokenRead {
                 .select(TokenRow::as_select())
                 .load(c)?)
         });
-        match rows {
-            Ok(rows) => {
-                let by_id: HashMap<Uuid, TokenRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-                reads
-                    .iter()
-                    .map(|r| {
-                        Ok(by_id
-                            .get(&r.id)
-                            .filter(|row| row.channel_id == r.channel_id)
-                            .cloned())
-                    })
-                    .collect()
-            }
-            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
-        }
+        answer_each(
+            reads,
+            rows,
+            |row| row.id,
+            |read, by_id| {
+                by_id
+                    .get(&read.id)
+                    .filter(|row| row.channel_id == read.channel_id)
+                    .cloned()
+            },
+        )
     }
 }
 

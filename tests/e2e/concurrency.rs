@@ -130,3 +130,64 @@ async fn without_group_commit_a_code_is_still_accepted_once() {
         "every outcome committed alone: {batches}"
     );
 }
+
+/// Callers are authenticated together (one channel lookup for every request ready), yet each
+/// is answered as its own channel: its own tokens verify, another channel's are not found, an
+/// unknown key is refused — all in flight at once (promise 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_of_two_channels_each_act_as_their_own_channel() {
+    let env = Env::new();
+    let other_key = env.create_channel("other", &[]);
+    let server = Server::start(&env);
+    let apis = [server.api(&env.channel_key), server.api(&other_key)];
+    let stranger = server.api("hok_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let mut ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    for (side, api) in apis.iter().enumerate() {
+        for n in 0..8 {
+            ids[side].push(api.enrol_rfc_hotp(&format!("user{n}")).await);
+        }
+    }
+    let mut tasks = Vec::new();
+    for side in 0..2 {
+        for n in 0..8 {
+            for (caller, api) in apis.iter().chain([&stranger]).enumerate() {
+                let (api, id) = (api.clone(), ids[side][n].clone());
+                tasks.push(tokio::spawn(async move {
+                    let (status, v) = api
+                        .post(
+                            &format!("/v1/tokens/{id}/verify"),
+                            serde_json::json!({"otp": RFC4226_CODES[0]}),
+                        )
+                        .await;
+                    let answer = v["result"]
+                        .as_str()
+                        .or(v["error"]["code"].as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    (side, caller, status.as_u16(), answer)
+                }));
+            }
+        }
+    }
+    for t in tasks {
+        let (side, caller, status, answer) = t.await.unwrap();
+        let expected = match caller {
+            2 => (401, "unauthenticated"),
+            c if c == side => (200, "accept"),
+            _ => (404, "token_not_found"),
+        };
+        assert_eq!(
+            (status, answer.as_str()),
+            expected,
+            "token of channel {side} verified by caller {caller}"
+        );
+    }
+    assert_eq!(
+        env.sql(
+            "SELECT count(*) FROM audit_log a JOIN tokens t ON t.id = a.token_id \
+             WHERE a.action = 'verify' AND a.channel_id = t.channel_id AND a.result = 'accept'"
+        ),
+        "16",
+        "each accept recorded under the token's own channel"
+    );
+}
