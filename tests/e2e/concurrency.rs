@@ -148,10 +148,10 @@ async fn concurrent_callers_of_two_channels_each_act_as_their_own_channel() {
         }
     }
     let mut tasks = Vec::new();
-    for side in 0..2 {
-        for n in 0..8 {
+    for (side, own) in ids.iter().enumerate() {
+        for id in own {
             for (caller, api) in apis.iter().chain([&stranger]).enumerate() {
-                let (api, id) = (api.clone(), ids[side][n].clone());
+                let (api, id) = (api.clone(), id.clone());
                 tasks.push(tokio::spawn(async move {
                     let (status, v) = api
                         .post(
