@@ -37,9 +37,9 @@ impl From<CkError> for HsmError {
                 | RvError::UserNotLoggedIn
                 | RvError::GeneralError
                 | RvError::FunctionFailed => Self::Unavailable(e.to_string()),
-                RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => {
-                    Self::NotFound(e.to_string())
-                }
+                RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid
+                | RvError::UnwrappingKeyHandleInvalid => Self::NotFound(e.to_string()),
                 RvError::MechanismInvalid | RvError::MechanismParamInvalid => Self::Config(
                     format!("the HSM does not support a required mechanism ({e})"),
                 ),

@@ -109,6 +109,8 @@ pub struct Hsm {
     key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
     /// The pool generation whose seed objects were all indexed, once indexing is on.
     indexed: Mutex<Option<Option<u64>>>,
+    /// Held while a session copy of a KEK is made, so that only one is.
+    copying: Mutex<()>,
     metrics: Arc<Metrics>,
 }
 
@@ -150,6 +152,7 @@ impl Hsm {
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
             indexed: Mutex::new(None),
+            copying: Mutex::new(()),
             metrics,
         }
     }
@@ -225,7 +228,7 @@ impl Hsm {
         let value = padded_seed(seed, algorithm);
         self.run("store_seed", |s, generation| match storage {
             SeedStorage::Wrapped => {
-                let kek = self.handle(s, generation, KEK_LABEL)?;
+                let kek = self.working_kek(s, generation, KEK_VERSION)?;
                 let mut t = template::seed_to_wrap(value.expose().to_vec());
                 let created = s.create_object(&t);
                 template::scrub(&mut t);
@@ -258,7 +261,7 @@ impl Hsm {
     ) -> Result<R, HsmError> {
         self.run("seed_hmac", |s, generation| match seed {
             SeedRef::Wrapped { blob, kek_version } => {
-                let kek = self.handle(s, generation, &kek_label(*kek_version))?;
+                let kek = self.working_kek(s, generation, *kek_version)?;
                 let key = s.unwrap_key(
                     &Mechanism::AesKeyWrapPad,
                     kek,
@@ -407,6 +410,88 @@ impl Hsm {
         Ok(n)
     }
 
+    /// The key that wraps and unwraps seeds for the KEK of `kek_version`: a session copy of
+    /// the KEK (`C_CopyObject` with `CKA_TOKEN` false), made once per pool generation.
+    ///
+    /// The copy is the same key inside the HSM, still sensitive and not extractable (a copy
+    /// inherits both and can only tighten them), gone when its session closes (a pool reset).
+    /// It exists because a token object costs more to use than a session object: SoftHSM
+    /// re-reads a token object's file to see whether another process changed it, at every
+    /// use. An HSM that refuses the copy (`CKA_COPYABLE` false) gets the token object itself.
+    fn working_kek(
+        &self,
+        s: &Session,
+        generation: u64,
+        kek_version: i32,
+    ) -> Result<ObjectHandle, HsmError> {
+        let label = kek_label(kek_version);
+        let copy_label = format!("{label} (session copy)");
+        let cached = || {
+            lock(&self.handles)
+                .get(&copy_label)
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, h)| *h)
+        };
+        if let Some(h) = cached() {
+            return Ok(h);
+        }
+        let _copying = lock(&self.copying);
+        if let Some(h) = cached() {
+            return Ok(h);
+        }
+        let kek = self.handle(s, generation, &label)?;
+        let handle = match s.copy_object(kek, &template::session_copy()) {
+            Ok(copy) => copy,
+            Err(e) => {
+                let e = HsmError::from(e);
+                if e.is_unavailable() {
+                    return Err(e);
+                }
+                tracing::info!(label, error = %e, "no session copy of the KEK: using the token object");
+                kek
+            }
+        };
+        self.remember(&copy_label, generation, handle);
+        Ok(handle)
+    }
+
+    /// The attributes of the working copy of the current KEK that bear on its safety (for
+    /// inspection: a session object cannot be read from another process).
+    pub fn working_kek_flags(&self) -> Result<KeyFlags, HsmError> {
+        self.run("inspect", |s, generation| {
+            let handle = self.working_kek(s, generation, KEK_VERSION)?;
+            let mut flags = KeyFlags::default();
+            for attribute in s.get_attributes(
+                handle,
+                &[
+                    AttributeType::Token,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Wrap,
+                    AttributeType::Unwrap,
+                    AttributeType::Sign,
+                    AttributeType::Encrypt,
+                    AttributeType::Decrypt,
+                    AttributeType::Derive,
+                ],
+            )? {
+                match attribute {
+                    Attribute::Token(b) => flags.token = b,
+                    Attribute::Sensitive(b) => flags.sensitive = b,
+                    Attribute::Extractable(b) => flags.extractable = b,
+                    Attribute::Wrap(b) => flags.wrap = b,
+                    Attribute::Unwrap(b) => flags.unwrap = b,
+                    Attribute::Sign(b) => flags.sign = b,
+                    Attribute::Encrypt(b) => flags.encrypt = b,
+                    Attribute::Decrypt(b) => flags.decrypt = b,
+                    Attribute::Derive(b) => flags.derive = b,
+                    _ => {}
+                }
+            }
+            Ok(flags)
+        })
+    }
+
     /// The handle of the secret key labelled `label`, from the cache or one search.
     fn handle(&self, s: &Session, generation: u64, label: &str) -> Result<ObjectHandle, HsmError> {
         let cached = |label: &str| {
@@ -457,6 +542,30 @@ impl Hsm {
             *indexed = Some(None);
         }
     }
+}
+
+/// The boolean attributes of a key that decide what it can be used for and who can read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // one per PKCS#11 attribute
+pub struct KeyFlags {
+    /// `CKA_TOKEN`: stored on the token (false: a session object).
+    pub token: bool,
+    /// `CKA_SENSITIVE`.
+    pub sensitive: bool,
+    /// `CKA_EXTRACTABLE`.
+    pub extractable: bool,
+    /// `CKA_WRAP`.
+    pub wrap: bool,
+    /// `CKA_UNWRAP`.
+    pub unwrap: bool,
+    /// `CKA_SIGN`.
+    pub sign: bool,
+    /// `CKA_ENCRYPT`.
+    pub encrypt: bool,
+    /// `CKA_DECRYPT`.
+    pub decrypt: bool,
+    /// `CKA_DERIVE`.
+    pub derive: bool,
 }
 
 /// The label of the KEK of a given version.

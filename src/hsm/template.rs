@@ -92,6 +92,12 @@ pub(crate) fn unwrapped_seed() -> Vec<Attribute> {
     t
 }
 
+/// A session copy of a long-lived key (`C_CopyObject`): only `CKA_TOKEN` changes; the copy
+/// keeps the original's sensitivity, non-extractability and usage.
+pub(crate) fn session_copy() -> Vec<Attribute> {
+    vec![Attribute::Token(false)]
+}
+
 const SIGN_ONLY: Usage = Usage {
     sign: true,
     verify: false,

@@ -191,4 +191,20 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
             hsm.destroy_seed(&seed).unwrap();
         }
     }
+    // Wrapping and unwrapping use a session copy of the KEK: the same key, as locked down.
+    let copy = hsm.working_kek_flags().unwrap();
+    assert_eq!(
+        copy,
+        hsm_otp::hsm::KeyFlags {
+            token: false,
+            sensitive: true,
+            extractable: false,
+            wrap: true,
+            unwrap: true,
+            sign: false,
+            encrypt: false,
+            decrypt: false,
+            derive: false,
+        }
+    );
 }
