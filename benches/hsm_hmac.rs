@@ -28,6 +28,7 @@ fn bench(c: &mut Criterion) {
             token_label: env.token_label.clone(),
             user_pin: SecretString::new(env.user_pin.clone()),
             max_sessions: 4,
+            hot_seeds: 0,
         },
         Arc::new(Metrics::new().unwrap()),
     );

@@ -98,6 +98,8 @@ struct Raw {
     #[serde(default, deserialize_with = "number")]
     hsm_sessions: Option<u64>,
     #[serde(default, deserialize_with = "number")]
+    hot_seeds: Option<u64>,
+    #[serde(default, deserialize_with = "number")]
     max_body_bytes: Option<u64>,
     #[serde(default, deserialize_with = "number")]
     workers: Option<u64>,
@@ -375,6 +377,7 @@ impl Raw {
                 token_label: self.token_label.ok_or_else(|| missing("token_label"))?,
                 user_pin: SecretString::new(user_pin),
                 max_sessions: bounded("hsm_sessions", self.hsm_sessions, 1..=1024, 16)?,
+                hot_seeds: bounded("hot_seeds", self.hot_seeds, 0..=1_000_000, 1_024)?,
             },
             listen: address("listen", self.listen, "127.0.0.1:8443")?,
             metrics_listen: address("metrics_listen", self.metrics_listen, "127.0.0.1:9464")?,

@@ -6,6 +6,7 @@
 //! here returns a seed or key value: seeds go in, MACs come out.
 
 mod error;
+mod hot;
 mod messages;
 mod pool;
 mod template;
@@ -111,6 +112,7 @@ pub struct Hsm {
     indexed: Mutex<Option<Option<u64>>>,
     /// Held while a session copy of a KEK is made, so that only one is.
     copying: Mutex<()>,
+    hot: Mutex<hot::HotSeeds<ObjectHandle>>,
     metrics: Arc<Metrics>,
 }
 
@@ -148,6 +150,7 @@ impl Hsm {
     /// Prepares the pool. Nothing is loaded until the first operation (or [`Hsm::ensure_keys`]).
     pub fn new(settings: HsmSettings, metrics: Arc<Metrics>) -> Self {
         Self {
+            hot: Mutex::new(hot::HotSeeds::new(settings.hot_seeds)),
             pool: Pool::new(settings),
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
@@ -252,7 +255,8 @@ impl Hsm {
     }
 
     /// Runs `f` with a [`Mac`] keyed by the seed `seed`; the clear seed exists only inside
-    /// the HSM, as a non-extractable session object destroyed afterwards (wrapped storage).
+    /// the HSM, as a non-extractable, sign-only session object (wrapped storage), kept in the
+    /// bounded hot-seed cache for the next use or destroyed.
     pub fn with_seed<R>(
         &self,
         seed: &SeedRef,
@@ -261,6 +265,25 @@ impl Hsm {
     ) -> Result<R, HsmError> {
         self.run("seed_hmac", |s, generation| match seed {
             SeedRef::Wrapped { blob, kek_version } => {
+                let id = hot_id(*kek_version, blob);
+                let cached = lock(&self.hot).check_out(&id, generation);
+                self.metrics
+                    .hot_seeds
+                    .with_label_values(&[if cached.is_some() { "hit" } else { "miss" }])
+                    .inc();
+                if let Some(key) = cached {
+                    let result = f(&mut HsmMac {
+                        session: s,
+                        key,
+                        algorithm,
+                    });
+                    let broken = matches!(&result, Err(HsmError::NotFound(_)));
+                    let doomed = lock(&self.hot).check_in(&id, broken);
+                    if let Some(key) = doomed {
+                        s.destroy_object(key)?;
+                    }
+                    return result;
+                }
                 let kek = self.working_kek(s, generation, *kek_version)?;
                 let key = s.unwrap_key(
                     &Mechanism::AesKeyWrapPad,
@@ -273,7 +296,13 @@ impl Hsm {
                     key,
                     algorithm,
                 });
-                let destroyed = s.destroy_object(key);
+                let destroy = if result.is_ok() {
+                    lock(&self.hot).offer(id, generation, key)
+                } else {
+                    vec![key]
+                };
+                let destroyed: Result<(), cryptoki::error::Error> =
+                    destroy.into_iter().try_for_each(|k| s.destroy_object(k));
                 let value = result?;
                 destroyed?;
                 Ok(value)
@@ -289,10 +318,24 @@ impl Hsm {
         })
     }
 
-    /// Destroys a seed object (`object` storage); a wrapped seed is gone with its row.
+    /// Destroys a seed object (`object` storage); a wrapped seed is gone with its row, and
+    /// its unwrapped copy in the hot-seed cache, if any, with this call.
     pub fn destroy_seed(&self, seed: &SeedRef) -> Result<(), HsmError> {
-        let SeedRef::Object { label } = seed else {
-            return Ok(());
+        let label = match seed {
+            SeedRef::Object { label } => label,
+            SeedRef::Wrapped { blob, kek_version } => {
+                let Some(key) = lock(&self.hot).forget(&hot_id(*kek_version, blob)) else {
+                    return Ok(());
+                };
+                // A handle of an earlier pool generation is gone already; any other failure
+                // leaves an object that no row refers to, gone with its session at the latest.
+                return self.run("destroy_seed", |s, _| {
+                    if let Err(e) = s.destroy_object(key) {
+                        tracing::warn!(error = %e, "an unwrapped seed was not destroyed at once");
+                    }
+                    Ok(())
+                });
+            }
         };
         self.run("destroy_seed", |s, generation| {
             let handle = self.handle(s, generation, label)?;
@@ -566,6 +609,16 @@ pub struct KeyFlags {
     pub decrypt: bool,
     /// `CKA_DERIVE`.
     pub derive: bool,
+}
+
+/// What identifies a wrapped seed in the hot-seed cache: the SHA-256 of its KEK version and
+/// blob (the blob is no secret, but a digest keeps the key small).
+fn hot_id(kek_version: i32, blob: &[u8]) -> hot::SeedId {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(kek_version.to_be_bytes());
+    digest.update(blob);
+    digest.finalize().into()
 }
 
 /// The label of the KEK of a given version.

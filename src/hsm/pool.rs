@@ -34,6 +34,8 @@ pub struct HsmSettings {
     pub user_pin: SecretString,
     /// Upper bound on concurrent sessions (also capped by the token's own maximum).
     pub max_sessions: usize,
+    /// Unwrapped seeds kept as session objects for reuse (wrapped storage); 0: none.
+    pub hot_seeds: usize,
 }
 
 struct Device {

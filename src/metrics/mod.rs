@@ -43,6 +43,8 @@ pub struct Metrics {
     pub outbox_oldest_age: Gauge,
     /// Verification outcomes settled per database transaction (group commit).
     pub commit_batch_size: Histogram,
+    /// Wrapped seeds found unwrapped in the hot-seed cache (hit) or unwrapped anew (miss).
+    pub hot_seeds: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,6 +106,14 @@ impl Metrics {
             )
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )?;
+        let hot_seeds = IntCounterVec::new(
+            Opts::new(
+                "hsm_otp_hot_seeds_total",
+                "Uses of a wrapped seed: found unwrapped in the hot-seed cache (hit) or unwrapped anew (miss).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(hot_seeds.clone()))?;
         registry.register(Box::new(commit_batch_size.clone()))?;
         registry.register(Box::new(challenges_created.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
@@ -126,6 +136,7 @@ impl Metrics {
             outbox_depth,
             outbox_oldest_age,
             commit_batch_size,
+            hot_seeds,
         })
     }
 

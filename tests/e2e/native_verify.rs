@@ -288,3 +288,65 @@ async fn deleting_a_token_removes_it_and_its_hsm_object() {
     })
     .await;
 }
+
+/// `hsm_otp_hot_seeds_total{outcome}` from the server's metrics.
+async fn hot_seed_uses(server: &crate::helpers::Server, outcome: &str) -> u64 {
+    let (_, text) = server.operator_get("/metrics").await;
+    let prefix = format!("hsm_otp_hot_seeds_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+/// Wrapped storage keeps recently used seeds unwrapped in the HSM (the hot-seed cache): a
+/// token used again costs no unwrap, and its codes still count once.
+#[tokio::test]
+async fn a_token_used_again_is_served_from_the_hot_seed_cache_and_still_accepts_once() {
+    let (_env, server, api) = crate::helpers::start("wrapped");
+    let id = api.enrol_rfc_hotp("alice").await;
+    let before = (
+        hot_seed_uses(&server, "miss").await,
+        hot_seed_uses(&server, "hit").await,
+    );
+    for code in &RFC4226_CODES[..4] {
+        assert_eq!(api.verify(&id, code).await, "accept");
+    }
+    assert_eq!(api.verify(&id, RFC4226_CODES[3]).await, "replay");
+    assert_eq!(api.verify(&id, "000000").await, "reject");
+    let after = (
+        hot_seed_uses(&server, "miss").await,
+        hot_seed_uses(&server, "hit").await,
+    );
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 5),
+        "one unwrap, then the cached seed"
+    );
+    // Deleting the token destroys its unwrapped seed too: the same seed enrolled again wraps
+    // to the same blob (key wrap is deterministic), yet its first use unwraps afresh.
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(status.as_u16(), 204);
+    let id = api.enrol_rfc_hotp("alice").await;
+    assert_eq!(api.verify(&id, RFC4226_CODES[0]).await, "accept");
+    assert_eq!(hot_seed_uses(&server, "miss").await, after.0 + 1);
+    assert_eq!(hot_seed_uses(&server, "hit").await, after.1);
+}
+
+/// `hot_seeds = 0`: every use unwraps the seed and destroys it afterwards.
+#[tokio::test]
+async fn without_hot_seeds_every_use_unwraps() {
+    let env = crate::helpers::Env::with(crate::helpers::EnvOptions {
+        settings: vec![("HSM_OTP_HOT_SEEDS".into(), "0".into())],
+        ..Default::default()
+    });
+    let server = crate::helpers::Server::start(&env);
+    let api = server.api(&env.channel_key);
+    let id = api.enrol_rfc_hotp("bob").await;
+    for code in &RFC4226_CODES[..3] {
+        assert_eq!(api.verify(&id, code).await, "accept");
+    }
+    assert_eq!(hot_seed_uses(&server, "hit").await, 0);
+    assert!(hot_seed_uses(&server, "miss").await >= 3);
+}
