@@ -290,7 +290,7 @@ async fn deleting_a_token_removes_it_and_its_hsm_object() {
 }
 
 /// `hsm_otp_hot_seeds_total{outcome}` from the server's metrics.
-async fn hot_seed_uses(server: &crate::helpers::Server, outcome: &str) -> u64 {
+async fn hot_seed_uses(server: &Server, outcome: &str) -> u64 {
     let (_, text) = server.operator_get("/metrics").await;
     let prefix = format!("hsm_otp_hot_seeds_total{{outcome=\"{outcome}\"}} ");
     text.lines()
@@ -302,7 +302,7 @@ async fn hot_seed_uses(server: &crate::helpers::Server, outcome: &str) -> u64 {
 /// token used again costs no unwrap, and its codes still count once.
 #[tokio::test]
 async fn a_token_used_again_is_served_from_the_hot_seed_cache_and_still_accepts_once() {
-    let (_env, server, api) = crate::helpers::start("wrapped");
+    let (_env, server, api) = start("wrapped");
     let id = api.enrol_rfc_hotp("alice").await;
     let before = (
         hot_seed_uses(&server, "miss").await,
@@ -337,11 +337,11 @@ async fn a_token_used_again_is_served_from_the_hot_seed_cache_and_still_accepts_
 /// `hot_seeds = 0`: every use unwraps the seed and destroys it afterwards.
 #[tokio::test]
 async fn without_hot_seeds_every_use_unwraps() {
-    let env = crate::helpers::Env::with(crate::helpers::EnvOptions {
+    let env = Env::with(crate::helpers::EnvOptions {
         settings: vec![("HSM_OTP_HOT_SEEDS".into(), "0".into())],
         ..Default::default()
     });
-    let server = crate::helpers::Server::start(&env);
+    let server = Server::start(&env);
     let api = server.api(&env.channel_key);
     let id = api.enrol_rfc_hotp("bob").await;
     for code in &RFC4226_CODES[..3] {
