@@ -1,5 +1,8 @@
 //! HMAC computed by SoftHSM through the session pool, in both seed storage modes: what one
-//! verification's HSM work costs. Needs SoftHSM and PostgreSQL (`.ci/install-deps --postgres`).
+//! verification's HSM work costs. Wrapped seeds cold (unwrap + HMACs + destroy: two seeds
+//! used in turn with room for one hot seed, so each use evicts the other) and hot (the seed
+//! still unwrapped from its last use). Needs SoftHSM and PostgreSQL
+//! (`.ci/install-deps --postgres`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,25 +31,40 @@ fn bench(c: &mut Criterion) {
             token_label: env.token_label.clone(),
             user_pin: SecretString::new(env.user_pin.clone()),
             max_sessions: 4,
-            hot_seeds: 0,
+            hot_seeds: 1,
         },
         Arc::new(Metrics::new().unwrap()),
     );
     hsm.ensure_keys().unwrap();
     let seed = SecretBytes::new(vec![0x5a; 20]);
-    for storage in [SeedStorage::Wrapped, SeedStorage::Object] {
+    let other = SecretBytes::new(vec![0xa5; 20]);
+    let cases = [
+        ("wrapped", SeedStorage::Wrapped, true),
+        ("wrapped_hot", SeedStorage::Wrapped, false),
+        ("object", SeedStorage::Object, false),
+    ];
+    for (name, storage, cold) in cases {
         let stored = hsm.store_seed(&seed, Algorithm::Sha1, storage).unwrap();
-        let name = storage.as_str();
+        let second = hsm.store_seed(&other, Algorithm::Sha1, storage).unwrap();
+        let mut turn = 0_u64;
+        let mut pick = || {
+            turn += 1;
+            if cold && turn % 2 == 0 {
+                &second
+            } else {
+                &stored
+            }
+        };
         c.bench_function(&format!("hsm/{name}/one_hotp"), |b| {
             b.iter(|| {
-                hsm.with_seed(&stored, Algorithm::Sha1, |mac| hotp(mac, 1, Digits::SIX))
+                hsm.with_seed(pick(), Algorithm::Sha1, |mac| hotp(mac, 1, Digits::SIX))
                     .unwrap()
             })
         });
         let miss = hsm_otp::domain::Otp::from_value(999_999, Digits::SIX);
         c.bench_function(&format!("hsm/{name}/window_miss_11_hmacs"), |b| {
             b.iter(|| {
-                hsm.with_seed(&stored, Algorithm::Sha1, |mac| {
+                hsm.with_seed(pick(), Algorithm::Sha1, |mac| {
                     window::find(
                         mac,
                         &miss,
