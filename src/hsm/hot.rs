@@ -90,7 +90,8 @@ impl<H: Copy> HotSeeds<H> {
     }
 
     /// Offers a freshly unwrapped object. Returns the objects the caller must destroy: the
-    /// offered one if it is not kept (no room, or the seed is already cached), and any evicted.
+    /// offered one if it is not kept (no room, or the seed is already cached), and any evicted
+    /// of this pool generation (an earlier generation's went with its sessions).
     pub(super) fn offer(&mut self, id: SeedId, generation: u64, handle: H) -> Vec<H> {
         if self.capacity == 0 || self.entries.contains_key(&id) {
             return vec![handle];
@@ -102,8 +103,9 @@ impl<H: Copy> HotSeeds<H> {
                 .values()
                 .find(|id| self.entries.get(*id).is_some_and(|e| e.users == 0))
                 .copied();
-            match idle.and_then(|id| self.remove(&id)) {
-                Some(evicted) => destroy.push(evicted),
+            match idle.and_then(|id| self.remove_entry(&id)) {
+                Some(evicted) if evicted.generation == generation => destroy.push(evicted.handle),
+                Some(_) => {}
                 None => return vec![handle], // every cached seed is in use: keep none more
             }
         }
@@ -123,9 +125,13 @@ impl<H: Copy> HotSeeds<H> {
     }
 
     fn remove(&mut self, id: &SeedId) -> Option<H> {
+        self.remove_entry(id).map(|e| e.handle)
+    }
+
+    fn remove_entry(&mut self, id: &SeedId) -> Option<Entry<H>> {
         let entry = self.entries.remove(id)?;
         self.by_use.remove(&entry.last_use);
-        Some(entry.handle)
+        Some(entry)
     }
 
     #[cfg(test)]
@@ -178,6 +184,11 @@ mod tests {
         assert_eq!(hot.check_out(&id(2), 1), Some(20));
         hot.check_in(&id(2), true);
         assert_eq!(hot.len(), 0);
+        // Evicting an entry of an earlier generation destroys nothing: its session is gone.
+        let mut hot = HotSeeds::new(1);
+        assert!(hot.offer(id(1), 0, 10).is_empty());
+        assert!(hot.offer(id(2), 1, 20).is_empty());
+        assert_eq!(hot.check_out(&id(2), 1), Some(20));
     }
 
     #[test]

@@ -110,8 +110,8 @@ pub struct Hsm {
     key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
     /// The pool generation whose seed objects were all indexed, once indexing is on.
     indexed: Mutex<Option<Option<u64>>>,
-    /// Held while a session copy of a KEK is made, so that only one is.
-    copying: Mutex<()>,
+    /// The session copy of each KEK version, with the pool generation it was made in.
+    kek_copies: Mutex<HashMap<i32, (u64, ObjectHandle)>>,
     hot: Mutex<hot::HotSeeds<ObjectHandle>>,
     metrics: Arc<Metrics>,
 }
@@ -155,7 +155,7 @@ impl Hsm {
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
             indexed: Mutex::new(None),
-            copying: Mutex::new(()),
+            kek_copies: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -278,9 +278,8 @@ impl Hsm {
                         algorithm,
                     });
                     let broken = matches!(&result, Err(HsmError::NotFound(_)));
-                    let doomed = lock(&self.hot).check_in(&id, broken);
-                    if let Some(key) = doomed {
-                        s.destroy_object(key)?;
+                    if let Some(doomed) = lock(&self.hot).check_in(&id, broken) {
+                        destroy_unwrapped(s, doomed);
                     }
                     return result;
                 }
@@ -301,11 +300,10 @@ impl Hsm {
                 } else {
                     vec![key]
                 };
-                let destroyed: Result<(), cryptoki::error::Error> =
-                    destroy.into_iter().try_for_each(|k| s.destroy_object(k));
-                let value = result?;
-                destroyed?;
-                Ok(value)
+                for key in destroy {
+                    destroy_unwrapped(s, key);
+                }
+                result
             }
             SeedRef::Object { label } => {
                 let key = self.handle(s, generation, label)?;
@@ -327,12 +325,8 @@ impl Hsm {
                 let Some(key) = lock(&self.hot).forget(&hot_id(*kek_version, blob)) else {
                     return Ok(());
                 };
-                // A handle of an earlier pool generation is gone already; any other failure
-                // leaves an object that no row refers to, gone with its session at the latest.
                 return self.run("destroy_seed", |s, _| {
-                    if let Err(e) = s.destroy_object(key) {
-                        tracing::warn!(error = %e, "an unwrapped seed was not destroyed at once");
-                    }
+                    destroy_unwrapped(s, key);
                     Ok(())
                 });
             }
@@ -467,21 +461,14 @@ impl Hsm {
         generation: u64,
         kek_version: i32,
     ) -> Result<ObjectHandle, HsmError> {
+        // Held while a copy is made (once per generation), so that only one is.
+        let mut copies = lock(&self.kek_copies);
+        if let Some((g, h)) = copies.get(&kek_version) {
+            if *g == generation {
+                return Ok(*h);
+            }
+        }
         let label = kek_label(kek_version);
-        let copy_label = format!("{label} (session copy)");
-        let cached = || {
-            lock(&self.handles)
-                .get(&copy_label)
-                .filter(|(g, _)| *g == generation)
-                .map(|(_, h)| *h)
-        };
-        if let Some(h) = cached() {
-            return Ok(h);
-        }
-        let _copying = lock(&self.copying);
-        if let Some(h) = cached() {
-            return Ok(h);
-        }
         let kek = self.handle(s, generation, &label)?;
         let handle = match s.copy_object(kek, &template::session_copy()) {
             Ok(copy) => copy,
@@ -494,7 +481,7 @@ impl Hsm {
                 kek
             }
         };
-        self.remember(&copy_label, generation, handle);
+        copies.insert(kek_version, (generation, handle));
         Ok(handle)
     }
 
@@ -609,6 +596,15 @@ pub struct KeyFlags {
     pub decrypt: bool,
     /// `CKA_DERIVE`.
     pub derive: bool,
+}
+
+/// Destroys an unwrapped seed's session object. A failure is logged, not returned: the answer
+/// does not depend on it, and the object, which no row refers to, goes with its session at
+/// the latest (a pool reset).
+fn destroy_unwrapped(s: &Session, key: ObjectHandle) {
+    if let Err(e) = s.destroy_object(key) {
+        tracing::warn!(error = %e, "an unwrapped seed was not destroyed at once");
+    }
 }
 
 /// What identifies a wrapped seed in the hot-seed cache: the SHA-256 of its KEK version and
