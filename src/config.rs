@@ -458,6 +458,20 @@ mod tests {
         assert_eq!(c.policy.hotp_window, 10);
         assert_eq!(c.policy.max_failures, 5);
         assert!(c.group_commit);
+        assert_eq!(c.hsm.hot_seeds, 1_024);
+    }
+
+    #[test]
+    fn hot_seeds_are_bounded_and_can_be_switched_off() {
+        let with = |v: &str| {
+            let mut e = minimal();
+            e.push(("HSM_OTP_HOT_SEEDS".into(), v.into()));
+            Config::from_sources(None, e)
+        };
+        assert_eq!(with("0").unwrap().hsm.hot_seeds, 0);
+        assert_eq!(with("50000").unwrap().hsm.hot_seeds, 50_000);
+        let err = with("1000001").unwrap_err().to_string();
+        assert!(err.contains("hot_seeds"), "{err}");
     }
 
     #[test]
