@@ -113,6 +113,38 @@ impl Unverified {
         }
     }
 
+    /// Authenticates the caller, then runs `f` with the request's `parts` (path, body), all in
+    /// one blocking task. If the parts could not be extracted, their error is the answer — but
+    /// only once the caller is authenticated: a caller with a wrong key hears 401 whatever
+    /// its request looks like, and learns nothing about it.
+    pub async fn run_with<P, R>(
+        self,
+        services: web::Data<Services>,
+        parts: Result<P, actix_web::Error>,
+        f: impl FnOnce(&Services, &Caller, P) -> Result<R, Error> + Send + 'static,
+    ) -> actix_web::Result<R>
+    where
+        P: Send + 'static,
+        R: Send + 'static,
+    {
+        let (parts, refusal) = match parts {
+            Ok(parts) => (Some(parts), None),
+            Err(e) => (None, Some(e)),
+        };
+        let done = blocking(move || {
+            let caller = self.check(&services)?;
+            parts.map(|parts| f(&services, &caller, parts)).transpose()
+        })
+        .await?;
+        match (done, refusal) {
+            (Some(result), _) => Ok(result),
+            (None, Some(refusal)) => Err(refusal),
+            (None, None) => {
+                Err(ApiError::from(Error::Internal("request parts missing".into())).into())
+            }
+        }
+    }
+
     /// Checks the credential, the client certificate and the source address (promise 6):
     /// blocking, like every use case.
     pub fn check(self, services: &Services) -> Result<Caller, Error> {

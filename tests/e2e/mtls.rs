@@ -59,6 +59,53 @@ async fn a_missing_or_wrong_channel_key_is_answered_401() {
     }
 }
 
+/// A caller is authenticated before anything about its request is answered: with a wrong key,
+/// a malformed body or token id is still 401 (with the right key, the same requests get their
+/// 4xx).
+#[tokio::test]
+async fn a_wrong_key_is_answered_401_before_the_request_is_looked_at() {
+    let env = Env::new();
+    let server = Server::start(&env);
+    let id = server.api(&env.channel_key).enrol_rfc_hotp("alice").await;
+    let requests = [
+        (format!("/v1/tokens/{id}/verify"), "not json", 400),
+        (format!("/v1/tokens/{id}/verify"), r#"{"otp": 7}"#, 400),
+        (
+            "/v1/tokens/not-an-id/verify".to_owned(),
+            r#"{"otp": "755224"}"#,
+            404,
+        ),
+        ("/v1/users/alice/verify".to_owned(), "{", 400),
+    ];
+    for (key, wrong) in [
+        ("hok_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", true),
+        (env.channel_key.as_str(), false),
+    ] {
+        for (path, body, status) in &requests {
+            let res = server
+                .api(key)
+                .bare(reqwest::Method::POST, path)
+                .header("X-Channel-Key", key)
+                .header("Content-Type", "application/json")
+                .body(*body)
+                .send()
+                .await
+                .unwrap();
+            let expected = if wrong { 401 } else { *status };
+            assert_eq!(
+                res.status().as_u16(),
+                expected,
+                "{path} {body} (wrong key: {wrong})"
+            );
+        }
+    }
+    // Nothing was consumed along the way.
+    assert_eq!(
+        server.api(&env.channel_key).verify(&id, "755224").await,
+        "accept"
+    );
+}
+
 #[tokio::test]
 async fn a_channel_bound_to_another_certificate_is_refused() {
     let env = Env::new();

@@ -59,31 +59,36 @@ async fn delete_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A path or body as extracted, its error kept until the caller is authenticated.
+type Part<T> = Result<T, actix_web::Error>;
+
 async fn verify_token(
     svc: Svc,
     caller: Unverified,
-    id: web::Path<Uuid>,
-    body: web::Json<VerifyRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || {
-        let caller = caller.check(&svc)?;
-        svc.verify_token(&caller, *id, body.otp.expose())
-    })
-    .await?;
+    id: Part<web::Path<Uuid>>,
+    body: Part<web::Json<VerifyRequest>>,
+) -> actix_web::Result<HttpResponse> {
+    let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
+    let verdict = caller
+        .run_with(svc, parts, |svc, caller, (id, body)| {
+            svc.verify_token(caller, id, body.otp.expose())
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
 async fn verify_user(
     svc: Svc,
     caller: Unverified,
-    user: web::Path<String>,
-    body: web::Json<VerifyRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || {
-        let caller = caller.check(&svc)?;
-        svc.verify_user(&caller, &user, body.otp.expose())
-    })
-    .await?;
+    user: Part<web::Path<String>>,
+    body: Part<web::Json<VerifyRequest>>,
+) -> actix_web::Result<HttpResponse> {
+    let parts = user.and_then(|user| Ok((user.into_inner(), body?.into_inner())));
+    let verdict = caller
+        .run_with(svc, parts, |svc, caller, (user, body)| {
+            svc.verify_user(caller, &user, body.otp.expose())
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
