@@ -127,22 +127,18 @@ impl Unverified {
         P: Send + 'static,
         R: Send + 'static,
     {
-        let (parts, refusal) = match parts {
-            Ok(parts) => (Some(parts), None),
-            Err(e) => (None, Some(e)),
-        };
-        let done = blocking(move || {
-            let caller = self.check(&services)?;
-            parts.map(|parts| f(&services, &caller, parts)).transpose()
-        })
-        .await?;
-        match (done, refusal) {
-            (Some(result), _) => Ok(result),
-            (None, Some(refusal)) => Err(refusal),
-            (None, None) => {
-                Err(ApiError::from(Error::Internal("request parts missing".into())).into())
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(refusal) => {
+                blocking(move || self.check(&services)).await?;
+                return Err(refusal);
             }
-        }
+        };
+        Ok(blocking(move || {
+            let caller = self.check(&services)?;
+            f(&services, &caller, parts)
+        })
+        .await?)
     }
 
     /// Checks the credential, the client certificate and the source address (promise 6):

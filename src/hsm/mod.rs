@@ -110,8 +110,9 @@ pub struct Hsm {
     key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
     /// The pool generation whose seed objects were all indexed, once indexing is on.
     indexed: Mutex<Option<Option<u64>>>,
-    /// The session copy of each KEK version, with the pool generation it was made in.
-    kek_copies: Mutex<HashMap<i32, (u64, ObjectHandle)>>,
+    /// The session copy of each KEK version, with the pool generation it was made in; `None`:
+    /// the HSM refused to copy it, so the token object (from the handle cache) is used.
+    kek_copies: Mutex<HashMap<i32, (u64, Option<ObjectHandle>)>>,
     hot: Mutex<hot::HotSeeds<ObjectHandle>>,
     metrics: Arc<Metrics>,
 }
@@ -463,26 +464,29 @@ impl Hsm {
     ) -> Result<ObjectHandle, HsmError> {
         // Held while a copy is made (once per generation), so that only one is.
         let mut copies = lock(&self.kek_copies);
-        if let Some((g, h)) = copies.get(&kek_version) {
-            if *g == generation {
-                return Ok(*h);
-            }
-        }
         let label = kek_label(kek_version);
+        match copies.get(&kek_version) {
+            Some((g, Some(copy))) if *g == generation => return Ok(*copy),
+            // Refused before: the token object, whose cached handle is dropped if it goes stale.
+            Some((g, None)) if *g == generation => return self.handle(s, generation, &label),
+            _ => {}
+        }
         let kek = self.handle(s, generation, &label)?;
-        let handle = match s.copy_object(kek, &template::session_copy()) {
-            Ok(copy) => copy,
+        match s.copy_object(kek, &template::session_copy()) {
+            Ok(copy) => {
+                copies.insert(kek_version, (generation, Some(copy)));
+                Ok(copy)
+            }
             Err(e) => {
                 let e = HsmError::from(e);
                 if e.is_unavailable() {
                     return Err(e);
                 }
                 tracing::info!(label, error = %e, "no session copy of the KEK: using the token object");
-                kek
+                copies.insert(kek_version, (generation, None));
+                Ok(kek)
             }
-        };
-        copies.insert(kek_version, (generation, handle));
-        Ok(handle)
+        }
     }
 
     /// The attributes of the working copy of the current KEK that bear on its safety (for
