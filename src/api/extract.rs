@@ -6,10 +6,11 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::SecretString;
-use crate::service::{Caller, Credential, Error, Services};
+use crate::service::{Caller, Channel, Credential, Error, Services, Token};
 use crate::tls::PeerCertificate;
 
 /// The header carrying the channel key on the native API.
@@ -127,6 +128,50 @@ impl Unverified {
         P: Send + 'static,
         R: Send + 'static,
     {
+        self.run_checked(
+            services,
+            parts,
+            |caller, services, _| caller.check(services),
+            |services, caller, parts| f(services, &caller, parts),
+        )
+        .await
+    }
+
+    /// As [`Self::run_with`], for a request that names a token (its `Uuid` in the parts): the
+    /// token is read with the caller's channel, in one statement, and given to `f` — or its
+    /// `NotFound`, answered only to an authenticated caller.
+    pub async fn run_naming_token<P, R>(
+        self,
+        services: web::Data<Services>,
+        parts: Result<(Uuid, P), actix_web::Error>,
+        f: impl FnOnce(&Services, &Caller, Token, P) -> Result<R, Error> + Send + 'static,
+    ) -> actix_web::Result<R>
+    where
+        P: Send + 'static,
+        R: Send + 'static,
+    {
+        self.run_checked(
+            services,
+            parts,
+            |caller, services, (id, _)| caller.check_naming(services, *id),
+            |services, (caller, token), (_, parts)| f(services, &caller, token?, parts),
+        )
+        .await
+    }
+
+    /// Runs `check` then `f` in one blocking task; a refused extraction is answered after a
+    /// plain check of the caller.
+    async fn run_checked<P, C, R>(
+        self,
+        services: web::Data<Services>,
+        parts: Result<P, actix_web::Error>,
+        check: impl FnOnce(Self, &Services, &P) -> Result<C, Error> + Send + 'static,
+        f: impl FnOnce(&Services, C, P) -> Result<R, Error> + Send + 'static,
+    ) -> actix_web::Result<R>
+    where
+        P: Send + 'static,
+        R: Send + 'static,
+    {
         let parts = match parts {
             Ok(parts) => parts,
             Err(refusal) => {
@@ -135,8 +180,8 @@ impl Unverified {
             }
         };
         Ok(blocking(move || {
-            let caller = self.check(&services)?;
-            f(&services, &caller, parts)
+            let checked = check(self, &services, &parts)?;
+            f(&services, checked, parts)
         })
         .await?)
     }
@@ -146,10 +191,26 @@ impl Unverified {
     pub fn check(self, services: &Services) -> Result<Caller, Error> {
         let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
         let channel = services.authenticate(credential, self.fingerprint.as_deref(), self.peer)?;
-        Ok(Caller {
+        Ok(self.caller(channel))
+    }
+
+    /// [`Self::check`], reading the token `id` of the caller's channel with it.
+    fn check_naming(
+        self,
+        services: &Services,
+        id: Uuid,
+    ) -> Result<(Caller, Result<Token, Error>), Error> {
+        let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
+        let (channel, token) =
+            services.authenticate_naming(credential, self.fingerprint.as_deref(), self.peer, id)?;
+        Ok((self.caller(channel), token))
+    }
+
+    fn caller(self, channel: Channel) -> Caller {
+        Caller {
             channel,
             request_id: self.request_id,
-        })
+        }
     }
 }
 

@@ -7,10 +7,11 @@ use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::token::{found, Token};
 use super::{Error, Missing, Services};
 use crate::domain::SecretString;
 use crate::hsm::CHANNEL_MAC_VERSION;
-use crate::store::{ChannelRow, NewChannel};
+use crate::store::{ChannelRow, NewChannel, TokenRow};
 
 /// Prefix that makes channel keys recognisable (in a leaked file, say) without a lookup.
 const KEY_PREFIX: &str = "hok_";
@@ -101,30 +102,64 @@ impl Services {
         cert_sha256: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Channel, Error> {
+        self.admit_caller(credential, cert_sha256, peer, None)
+            .map(|(channel, _)| channel)
+    }
+
+    /// Authenticates the caller as [`Self::authenticate`] does, and finds the token `id` of
+    /// its channel, read in the same statement as the channel where the credential is a key
+    /// (a verification's one read). Only an authenticated caller learns whether the token
+    /// exists: the inner result is `NotFound` if its channel has no such token.
+    pub fn authenticate_naming(
+        &self,
+        credential: Option<Credential<'_>>,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+        id: Uuid,
+    ) -> Result<(Channel, Result<Token, Error>), Error> {
+        let (channel, row) = self.admit_caller(credential, cert_sha256, peer, Some(id))?;
+        Ok((channel, found(row)))
+    }
+
+    /// The caller's channel and, if `token` is given, that token if the channel has it.
+    fn admit_caller(
+        &self,
+        credential: Option<Credential<'_>>,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+        token: Option<Uuid>,
+    ) -> Result<(Channel, Option<TokenRow>), Error> {
         let refuse = |reason: &str| {
             tracing::info!(reason, "caller refused");
             Error::Unauthenticated
         };
-        let row = match credential {
+        let (row, token) = match credential {
             None => return Err(refuse("no credential")),
-            Some(Credential::Key(key)) => self.channel_of_key(key)?,
+            Some(Credential::Key(key)) => self.channel_of_key(key, token)?,
             Some(Credential::NamedKey { name, key }) => {
-                let row = self.channel_of_key(key)?;
+                let (row, token) = self.channel_of_key(key, token)?;
                 if row.name != name {
                     return Err(refuse("channel name does not match the key"));
                 }
-                row
+                (row, token)
             }
             Some(Credential::AccountKey { account, key }) => {
-                let row = self.channel_of_key(key)?;
+                let (row, token) = self.channel_of_key(key, token)?;
                 if row.account_number.as_deref() != Some(account) {
                     return Err(refuse("account number does not match the key"));
                 }
-                row
+                (row, token)
             }
-            Some(Credential::Session(token)) => self.channel_of_session(token)?,
+            Some(Credential::Session(session)) => {
+                let row = self.channel_of_session(session)?;
+                let token = match token {
+                    Some(id) => self.store.token(row.id, id)?,
+                    None => None,
+                };
+                (row, token)
+            }
         };
-        admit(row, cert_sha256, peer)
+        Ok((admit(row, cert_sha256, peer)?, token))
     }
 
     /// Issues a session token for `channel` (and `subject`, such as a user id) valid for
@@ -145,14 +180,19 @@ impl Services {
         ))
     }
 
-    fn channel_of_key(&self, key: &str) -> Result<ChannelRow, Error> {
+    /// The channel of `key` and, if `token` is given, that token if the channel has it.
+    fn channel_of_key(
+        &self,
+        key: &str,
+        token: Option<Uuid>,
+    ) -> Result<(ChannelRow, Option<TokenRow>), Error> {
         if !looks_like_key(key) {
             tracing::info!(reason = "malformed channel key", "caller refused");
             return Err(Error::Unauthenticated);
         }
         let mac = self.hsm.channel_key_mac(key.as_bytes())?;
-        match self.store.channel_by_key_mac(&mac)? {
-            Some(row) if bool::from(row.key_mac.ct_eq(&mac)) => Ok(row),
+        match self.store.channel_by_key_mac(&mac, token)? {
+            (Some(row), token) if bool::from(row.key_mac.ct_eq(&mac)) => Ok((row, token)),
             _ => {
                 tracing::info!(reason = "unknown channel key", "caller refused");
                 Err(Error::Unauthenticated)

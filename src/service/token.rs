@@ -121,10 +121,7 @@ impl Services {
 
     /// The token `id` of the caller's channel.
     pub fn token(&self, caller: &Caller, id: Uuid) -> Result<Token, Error> {
-        self.store
-            .token(caller.channel.id, id)?
-            .ok_or(Error::NotFound(Missing::Token))
-            .and_then(Token::try_from)
+        found(self.store.token(caller.channel.id, id)?)
     }
 
     /// Deletes the token `id`; in object storage its HSM object is destroyed too.
@@ -257,6 +254,12 @@ pub(super) fn enrol_audit(
     entry.token_id = Some(new.id);
     entry.user_id = Some(new.user_id.clone());
     entry
+}
+
+/// The token of a read, or `NotFound` if there was none.
+pub(super) fn found(row: Option<TokenRow>) -> Result<Token, Error> {
+    row.ok_or(Error::NotFound(Missing::Token))
+        .and_then(Token::try_from)
 }
 
 pub(super) fn valid_user(user: &str) -> bool {

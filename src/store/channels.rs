@@ -1,13 +1,15 @@
 //! Channels: the calling applications and how they are authenticated.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use super::group::{answer_each, Job};
-use super::schema::channels;
-use super::{Store, StoreError};
+use super::group::Job;
+use super::schema::{channels, tokens};
+use super::{Store, StoreError, TokenRow};
 
 /// A channel as stored.
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -63,32 +65,60 @@ pub struct NewChannel {
     pub account_number: Option<String>,
 }
 
-/// One lookup of a channel by the MAC of its key, to be done with others in one statement.
+/// One lookup of a channel by the MAC of its key, and of the token the request names if it
+/// names one, to be done with others in one statement.
 pub(super) struct ChannelRead {
     key_mac: Vec<u8>,
+    token: Option<Uuid>,
 }
 
 impl Job for ChannelRead {
-    type Output = Option<ChannelRow>;
+    type Output = (Option<ChannelRow>, Option<TokenRow>);
 
     fn tokens(&self) -> &[Uuid] {
         &[] // a read changes nothing
     }
 
-    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Option<ChannelRow>, StoreError>> {
+    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Self::Output, StoreError>> {
         let macs: Vec<&[u8]> = reads.iter().map(|r| r.key_mac.as_slice()).collect();
+        let ids: Vec<Uuid> = reads.iter().filter_map(|r| r.token).collect();
         let rows = store.run("channel_get_many", |c| {
+            // Each channel once per token of it asked for (or once, with no token).
             Ok(channels::table
+                .left_join(
+                    tokens::table.on(tokens::channel_id
+                        .eq(channels::id)
+                        .and(tokens::id.eq_any(&ids))),
+                )
                 .filter(channels::key_mac.eq_any(&macs))
-                .select(ChannelRow::as_select())
-                .load(c)?)
+                .select((ChannelRow::as_select(), Option::<TokenRow>::as_select()))
+                .load::<(ChannelRow, Option<TokenRow>)>(c)?)
         });
-        answer_each(
-            reads,
-            rows,
-            |row| row.key_mac.clone(),
-            |read, by_mac| by_mac.get(&read.key_mac).cloned(),
-        )
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return reads.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut by_mac = HashMap::new();
+        let mut by_token = HashMap::new();
+        for (channel, token) in rows {
+            if let Some(token) = token {
+                by_token.insert(token.id, token);
+            }
+            by_mac.entry(channel.key_mac.clone()).or_insert(channel);
+        }
+        reads
+            .iter()
+            .map(|read| {
+                let channel = by_mac.get(&read.key_mac).cloned();
+                // Only a token of the caller's own channel (another caller's may be here too).
+                let token = read
+                    .token
+                    .and_then(|id| by_token.get(&id))
+                    .filter(|t| channel.as_ref().is_some_and(|c| c.id == t.channel_id))
+                    .cloned();
+                Ok((channel, token))
+            })
+            .collect()
     }
 }
 
@@ -105,13 +135,19 @@ impl Store {
         })
     }
 
-    /// The channel whose key has this MAC: read together with every other caller's lookup
-    /// ready at that moment, in one statement (each request authenticates this way).
-    pub fn channel_by_key_mac(&self, key_mac: &[u8]) -> Result<Option<ChannelRow>, StoreError> {
+    /// The channel whose key has this MAC and, if `token` is given, that token if it is the
+    /// channel's: read together with every other caller's lookup ready at that moment, in one
+    /// statement (each request authenticates this way; a verification also names its token).
+    pub fn channel_by_key_mac(
+        &self,
+        key_mac: &[u8],
+        token: Option<Uuid>,
+    ) -> Result<(Option<ChannelRow>, Option<TokenRow>), StoreError> {
         self.channel_reads.submit(
             self,
             ChannelRead {
                 key_mac: key_mac.to_vec(),
+                token,
             },
         )
     }

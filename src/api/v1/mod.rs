@@ -70,8 +70,8 @@ async fn verify_token(
 ) -> actix_web::Result<HttpResponse> {
     let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
     let verdict = caller
-        .run_with(svc, parts, |svc, caller, (id, body)| {
-            svc.verify_token(caller, id, body.otp.expose())
+        .run_naming_token(svc, parts, |svc, caller, token, body| {
+            svc.verify_found_token(caller, token, body.otp.expose())
         })
         .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
