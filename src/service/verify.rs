@@ -46,19 +46,9 @@ impl Verdict {
 }
 
 impl Services {
-    /// Verifies `otp` against the token `id` of the caller's channel.
-    pub fn verify_token(&self, caller: &Caller, id: Uuid, otp: &str) -> Result<Verdict, Error> {
-        self.verify_found_token(caller, self.token(caller, id)?, otp)
-    }
-
-    /// Verifies `otp` against `token`, already read for the caller (see
-    /// [`Services::authenticate_naming`]).
-    pub fn verify_found_token(
-        &self,
-        caller: &Caller,
-        token: Token,
-        otp: &str,
-    ) -> Result<Verdict, Error> {
+    /// Verifies `otp` against `token` of the caller's channel (read with the caller's
+    /// channel: see [`Services::authenticate_naming`]).
+    pub fn verify_token(&self, caller: &Caller, token: Token, otp: &str) -> Result<Verdict, Error> {
         let otp = parse_for(otp, &token)?;
         let verdict = self.verify_candidates(caller, &[token], &[], &otp)?;
         self.count(verdict, "token");

@@ -71,7 +71,7 @@ async fn verify_token(
     let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
     let verdict = caller
         .run_naming_token(svc, parts, |svc, caller, token, body| {
-            svc.verify_found_token(caller, token, body.otp.expose())
+            svc.verify_token(caller, token, body.otp.expose())
         })
         .await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
