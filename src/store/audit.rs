@@ -3,6 +3,9 @@
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use diesel::sql_types::Untyped;
+
+use super::batch::{Batch, Statement};
 use super::schema::audit_log;
 
 /// One audit row: who did what to which token, with what result. Never a secret.
@@ -31,9 +34,28 @@ pub(super) fn append(conn: &mut PgConnection, entry: &AuditEntry) -> QueryResult
     append_many(conn, std::slice::from_ref(entry))
 }
 
+/// Appends `entries` in order, in one statement whatever their number.
 pub(super) fn append_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
-        .values(entries)
-        .execute(conn)
-        .map(|_| ())
+    if entries.is_empty() {
+        return Ok(());
+    }
+    Batch::<AppendAll>::new(entries)?.execute(conn).map(|_| ())
+}
+
+/// The rows of a batch of [`AuditEntry`]s, numbered in the batch's order (a function scan
+/// feeding an `INSERT` yields its rows in order).
+#[derive(Default)]
+struct AppendAll;
+
+impl Statement for AppendAll {
+    type SqlType = Untyped;
+
+    const SQL: &'static str =
+        "INSERT INTO audit_log (channel_id, token_id, user_id, action, result, \
+                 moving_factor, request_id, challenge_id) \
+             SELECT channel_id, token_id, user_id, action, result, moving_factor, request_id, \
+                 challenge_id \
+             FROM jsonb_to_recordset($1) AS a(channel_id uuid, token_id uuid, user_id text, \
+                 action text, result text, moving_factor bigint, request_id text, \
+                 challenge_id uuid)";
 }

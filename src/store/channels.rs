@@ -3,12 +3,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use super::batch::{self, Batch, Statement};
 use super::group::Job;
-use super::schema::{channels, tokens};
+use super::schema::channels;
 use super::{Store, StoreError, TokenRow};
 
 /// A channel as stored.
@@ -67,9 +71,49 @@ pub struct NewChannel {
 
 /// One lookup of a channel by the MAC of its key, and of the token the request names if it
 /// names one, to be done with others in one statement.
+#[derive(serde::Serialize)]
 pub(super) struct ChannelRead {
+    #[serde(rename = "mac", serialize_with = "batch::hex_bytes")]
     key_mac: Vec<u8>,
     token: Option<Uuid>,
+}
+
+/// Each read's channel and, if it names one, its token if that is the channel's: one row
+/// per read, an index probe each (the same channel may come back several times).
+struct ChannelsAndTokens {
+    columns: (AsSelect<ChannelRow, Pg>, AsSelect<Option<TokenRow>, Pg>),
+}
+
+impl Default for ChannelsAndTokens {
+    fn default() -> Self {
+        Self {
+            columns: (ChannelRow::as_select(), Option::<TokenRow>::as_select()),
+        }
+    }
+}
+
+impl Statement for ChannelsAndTokens {
+    type SqlType = (
+        SqlTypeOf<AsSelect<ChannelRow, Pg>>,
+        SqlTypeOf<AsSelect<Option<TokenRow>, Pg>>,
+    );
+
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>, batch: &'b str) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        // The subqueries are named after the tables, for the column lists' qualified names.
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM jsonb_to_recordset(");
+        batch::bind_batch(out.reborrow(), batch)?;
+        out.push_sql(
+            ") AS r(mac text, token uuid) \
+             JOIN LATERAL (SELECT * FROM channels \
+                 WHERE channels.key_mac = decode(r.mac, 'hex') OFFSET 0) AS channels ON true \
+             LEFT JOIN LATERAL (SELECT * FROM tokens \
+                 WHERE tokens.id = r.token AND tokens.channel_id = channels.id OFFSET 0) \
+                 AS tokens ON true",
+        );
+        Ok(())
+    }
 }
 
 impl Job for ChannelRead {
@@ -80,20 +124,11 @@ impl Job for ChannelRead {
     }
 
     fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Self::Output, StoreError>> {
-        let macs: Vec<&[u8]> = reads.iter().map(|r| r.key_mac.as_slice()).collect();
-        let ids: Vec<Uuid> = reads.iter().filter_map(|r| r.token).collect();
-        let rows = store.run("channel_get_many", |c| {
-            // Each channel once per token of it asked for (or once, with no token).
-            Ok(channels::table
-                .left_join(
-                    tokens::table.on(tokens::channel_id
-                        .eq(channels::id)
-                        .and(tokens::id.eq_any(&ids))),
-                )
-                .filter(channels::key_mac.eq_any(&macs))
-                .select((ChannelRow::as_select(), Option::<TokenRow>::as_select()))
-                .load::<(ChannelRow, Option<TokenRow>)>(c)?)
-        });
+        let rows =
+            store.run("channel_get_many", |c| {
+                Ok(Batch::<ChannelsAndTokens>::new(reads)?
+                    .load::<(ChannelRow, Option<TokenRow>)>(c)?)
+            });
         let rows = match rows {
             Ok(rows) => rows,
             Err(e) => return reads.iter().map(|_| Err(e.clone())).collect(),

@@ -12,10 +12,11 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer};
+use diesel::sql_types::{Bool, Untyped};
 use uuid::Uuid;
 
 use super::audit::AuditEntry;
+use super::batch::{Batch, Statement};
 use super::group::Job;
 use super::schema::tokens;
 use super::{Advance, Failure, Store, StoreError};
@@ -112,23 +113,50 @@ struct Counted {
 
 /// Every advance of the batch in one conditional `UPDATE`: a token moves only if the factor
 /// is still unused and it is unlocked (promise 4). Ids are distinct within a batch.
-const ADVANCE: &str = "UPDATE tokens AS t \
-     SET next_factor = i.factor + 1, \
-         drift = CASE WHEN i.set_drift THEN i.drift ELSE t.drift END, \
-         failure_count = 0 \
-     FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::bool[]) \
-         AS i(id, factor, drift, set_drift) \
-     WHERE t.id = i.id AND t.next_factor <= i.factor AND t.locked_at IS NULL \
-     RETURNING t.id";
+#[derive(Default)]
+struct AdvanceAll;
+
+impl Statement for AdvanceAll {
+    type SqlType = Untyped;
+
+    const SQL: &'static str = "UPDATE tokens AS t \
+             SET next_factor = i.factor + 1, drift = coalesce(i.drift, t.drift), \
+                 failure_count = 0 \
+             FROM jsonb_to_recordset($1) AS i(id uuid, factor bigint, drift int) \
+             WHERE t.id = i.id AND t.next_factor <= i.factor AND t.locked_at IS NULL \
+             RETURNING t.id";
+}
+
+/// An element of [`AdvanceAll`]'s batch.
+#[derive(serde::Serialize)]
+struct ToAdvance {
+    id: Uuid,
+    factor: i64,
+    drift: Option<i32>,
+}
 
 /// Every failure of the batch in one `UPDATE`: counted atomically, locked at the limit
 /// (promise 5). A locked (or deleted) token is not returned.
-const COUNT_FAILURES: &str = "UPDATE tokens AS t \
-     SET failure_count = t.failure_count + 1, \
-         locked_at = CASE WHEN t.failure_count + 1 >= i.max_failures THEN now() END \
-     FROM unnest($1::uuid[], $2::int[]) AS i(id, max_failures) \
-     WHERE t.id = i.id AND t.locked_at IS NULL \
-     RETURNING t.id, t.locked_at IS NOT NULL AS locked";
+#[derive(Default)]
+struct CountAll;
+
+impl Statement for CountAll {
+    type SqlType = Untyped;
+
+    const SQL: &'static str = "UPDATE tokens AS t \
+             SET failure_count = t.failure_count + 1, \
+                 locked_at = CASE WHEN t.failure_count + 1 >= i.max_failures THEN now() END \
+             FROM jsonb_to_recordset($1) AS i(id uuid, max_failures int) \
+             WHERE t.id = i.id AND t.locked_at IS NULL \
+             RETURNING t.id, t.locked_at IS NOT NULL AS locked";
+}
+
+/// An element of [`CountAll`]'s batch.
+#[derive(serde::Serialize)]
+struct ToCount {
+    id: Uuid,
+    max_failures: i32,
+}
 
 /// The batch's statements, in one transaction: advances, failures, then every audit row.
 fn settle(c: &mut PgConnection, ops: &[&Op]) -> QueryResult<Vec<Outcome>> {
@@ -186,11 +214,11 @@ fn settle_advances(
     // One lock order for every batch, whichever process runs it.
     rows.sort_by_key(|r| r.0);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let advanced: HashSet<Uuid> = diesel::sql_query(ADVANCE)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(rows.iter().map(|r| r.2.unwrap_or(0)).collect::<Vec<_>>())
-        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.2.is_some()).collect::<Vec<_>>())
+    let batch: Vec<ToAdvance> = rows
+        .iter()
+        .map(|&(id, factor, drift, _)| ToAdvance { id, factor, drift })
+        .collect();
+    let advanced: HashSet<Uuid> = Batch::<AdvanceAll>::new(&batch)?
         .load::<Advanced>(c)?
         .into_iter()
         .map(|a| a.id)
@@ -257,9 +285,11 @@ fn settle_failures(
         return Ok(settled);
     }
     rows.sort_by_key(|r| r.0);
-    let counted: HashMap<Uuid, bool> = diesel::sql_query(COUNT_FAILURES)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    let batch: Vec<ToCount> = rows
+        .iter()
+        .map(|&(id, max_failures, _)| ToCount { id, max_failures })
+        .collect();
+    let counted: HashMap<Uuid, bool> = Batch::<CountAll>::new(&batch)?
         .load::<Counted>(c)?
         .into_iter()
         .map(|r| (r.id, r.locked))

@@ -6,6 +6,7 @@
 //! with the audit row that records it (promises 4, 5 and 7).
 
 mod audit;
+mod batch;
 mod challenges;
 mod channels;
 mod commit;

@@ -186,6 +186,20 @@ async fn five_wrong_codes_lock_the_token_until_it_is_unlocked() {
 }
 
 #[tokio::test]
+async fn a_user_id_with_quotes_backslashes_and_non_ascii_reaches_the_audit_trail_intact() {
+    // A batch of audit rows travels to PostgreSQL as one JSON parameter: every character a
+    // user id may hold must come out as it went in.
+    let (env, _server, api) = start("wrapped");
+    let user = r#"o'brien "ü" \ 😀 {x},[y]"#;
+    let id = api.enrol_rfc_hotp(user).await;
+    assert_eq!(api.verify(&id, "000000").await, "reject");
+    let stored = env.sql(&format!(
+        "SELECT user_id FROM audit_log WHERE token_id = '{id}' AND action = 'verify'"
+    ));
+    assert_eq!(stored, user);
+}
+
+#[tokio::test]
 async fn the_failure_limit_is_configurable() {
     let env = Env::with(crate::helpers::EnvOptions {
         settings: vec![("HSM_OTP_MAX_FAILURES".into(), "2".into())],
