@@ -95,7 +95,7 @@ struct MosipError {
 }
 
 fn responsetime(svc: Option<&Services>) -> String {
-    svc.map(Services::now_precise)
+    svc.map(Services::now)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()

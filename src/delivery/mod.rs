@@ -163,14 +163,13 @@ impl Worker {
                     self.backoff(attempts_before / u32::try_from(len.max(1)).unwrap_or(1))
                 };
                 Attempt::Retry {
-                    at: self.services.now_precise()
-                        + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    at: self.services.now() + chrono::Duration::from_std(delay).unwrap_or_default(),
                     gateway_index: i32::try_from(next).unwrap_or(0),
                     error: format!("{name}: {reason}"),
                 }
             }
             Err(SendError::Permanent(reason)) if index + 1 < len => Attempt::Retry {
-                at: self.services.now_precise(),
+                at: self.services.now(),
                 gateway_index: i32::try_from(index + 1).unwrap_or(0),
                 error: format!("{name}: {reason}"),
             },

@@ -426,14 +426,10 @@ impl Services {
         })
     }
 
-    /// The current time, to the second (challenge lifetimes and windows).
-    pub(super) fn now(&self) -> DateTime<Utc> {
-        let secs = i64::try_from(self.clock.now_unix()).unwrap_or(i64::MAX);
-        DateTime::from_timestamp(secs, 0).unwrap_or_default()
-    }
-
-    /// The current time, to the millisecond (delivery retries).
-    pub fn now_precise(&self) -> DateTime<Utc> {
+    /// The current time, to the millisecond: challenge lifetimes, freezes and delivery
+    /// retries. (Truncated to the second, a lifetime of `n` seconds would have been anything
+    /// between `n - 1` and `n`.)
+    pub fn now(&self) -> DateTime<Utc> {
         let ms = i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX);
         DateTime::from_timestamp_millis(ms).unwrap_or_default()
     }

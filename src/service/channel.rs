@@ -170,7 +170,9 @@ impl Services {
         subject: Option<&str>,
         ttl_seconds: u32,
     ) -> Result<String, Error> {
-        let expiry = self.clock.now_unix().saturating_add(u64::from(ttl_seconds));
+        // Whole seconds in the token, rounded up so that it lives at least `ttl_seconds`.
+        let expiry =
+            (self.clock.now_millis().div_ceil(1000)).saturating_add(u64::from(ttl_seconds));
         let payload = format!("{}|{expiry}|{}", channel.id, subject.unwrap_or(""));
         let encoded = data_encoding::BASE64URL_NOPAD.encode(payload.as_bytes());
         let mac = self.session_mac(&encoded)?;

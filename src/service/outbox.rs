@@ -32,7 +32,7 @@ struct Sealed {
 impl Services {
     /// Claims due messages; those that cannot be opened are recorded as failed.
     pub fn claim_messages(&self) -> Result<Vec<PendingMessage>, Error> {
-        let now = self.now_precise();
+        let now = self.now();
         let rows =
             self.store
                 .claim_messages(now, chrono::Duration::seconds(LEASE_SECONDS), BATCH)?;

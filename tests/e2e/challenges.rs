@@ -143,7 +143,7 @@ async fn five_wrong_codes_lock_a_challenge_and_a_short_ttl_expires_it() {
 
     let short = challenge(
         &api,
-        json!({"destination": "+14155550101", "delivery": "sms", "ttl_seconds": 1}),
+        json!({"destination": "+14155550101", "delivery": "sms", "ttl_seconds": 2}),
     )
     .await;
     let code = code_in(&text_of(&sms.wait_delivered(2).await[1]), 6);
@@ -152,6 +152,32 @@ async fn five_wrong_codes_lock_a_challenge_and_a_short_ttl_expires_it() {
         verify(&api, short["id"].as_str().unwrap(), &code).await,
         "expired"
     );
+}
+
+/// A challenge lives its whole lifetime, whatever the fraction of the second it was made
+/// in. (Its expiry was once counted from the start of that second, so a 1 s code lived
+/// between 0 and 1 s, and its message could expire before the worker picked it up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_expires_no_sooner_than_its_lifetime_after_the_request() {
+    let (sms, _env, _server, api) = with_sms("").await;
+    for ttl in [1, 7, 60] {
+        let before = chrono::Utc::now();
+        let c = challenge(
+            &api,
+            json!({"destination": "+14155550100", "delivery": "sms", "ttl_seconds": ttl}),
+        )
+        .await;
+        let after = chrono::Utc::now();
+        let expires: chrono::DateTime<chrono::Utc> =
+            c["expires_at"].as_str().unwrap().parse().unwrap();
+        let lifetime = chrono::Duration::seconds(ttl);
+        assert!(
+            expires >= before + lifetime,
+            "{expires} < {before} + {ttl} s"
+        );
+        assert!(expires <= after + lifetime, "{expires} > {after} + {ttl} s");
+    }
+    assert_eq!(sms.wait_delivered(3).await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -390,7 +390,7 @@ async fn the_otp_manager_generates_validates_once_and_freezes_a_key_after_three_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_code_is_otp_expired() {
-    let m = Mosip::new("[challenges]\ndefault_ttl_seconds = 1\n").await;
+    let m = Mosip::new("[challenges]\ndefault_ttl_seconds = 2\n").await;
     let ida = m.env.create_channel("ida", &["--may-receive-otp"]);
     let server = Server::start(&m.env);
     let api = server.api("");

@@ -100,7 +100,7 @@ async fn bad_input_and_bad_callers_get_invalid_data_and_access_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_code_is_expired() {
     let sms = HttpPeer::start().await;
-    let env = env(&sms, "[challenges]\ndefault_ttl_seconds = 1\n");
+    let env = env(&sms, "[challenges]\ndefault_ttl_seconds = 2\n");
     let server = Server::start(&env);
     let api = server.api("");
     let key = &env.channel_key;

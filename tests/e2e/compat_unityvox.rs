@@ -167,7 +167,7 @@ async fn a_form_post_works_like_the_query_string() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_code_of_the_document_is_produced() {
-    let vox = Vox::new("[challenges]\ndefault_ttl_seconds = 1\n").await;
+    let vox = Vox::new("[challenges]\ndefault_ttl_seconds = 2\n").await;
     let metered = vox
         .env
         .create_channel("metered", &["--message-budget", "0"]);
@@ -205,7 +205,7 @@ async fn every_error_code_of_the_document_is_produced() {
         get(vox.verify_query(&unknown, "123456")).await,
         expected("024", Some(&unknown), None)
     );
-    // 023: expired (the configured lifetime here is 1 s).
+    // 023: expired (the configured lifetime here is 2 s).
     let sent = get(vox.send_query("13055550100")).await;
     let session = session_of(&sent);
     let code = code_in(&text_of(&vox._sms.wait_delivered(1).await[0]), 6);
