@@ -128,50 +128,6 @@ impl Unverified {
         P: Send + 'static,
         R: Send + 'static,
     {
-        self.run_checked(
-            services,
-            parts,
-            |caller, services, _| caller.check(services),
-            |services, caller, parts| f(services, &caller, parts),
-        )
-        .await
-    }
-
-    /// As [`Self::run_with`], for a request that names a token (its `Uuid` in the parts): the
-    /// token is read with the caller's channel, in one statement, and given to `f` — or its
-    /// `NotFound`, answered only to an authenticated caller.
-    pub async fn run_naming_token<P, R>(
-        self,
-        services: web::Data<Services>,
-        parts: Result<(Uuid, P), actix_web::Error>,
-        f: impl FnOnce(&Services, &Caller, Token, P) -> Result<R, Error> + Send + 'static,
-    ) -> actix_web::Result<R>
-    where
-        P: Send + 'static,
-        R: Send + 'static,
-    {
-        self.run_checked(
-            services,
-            parts,
-            |caller, services, (id, _)| caller.check_naming(services, *id),
-            |services, (caller, token), (_, parts)| f(services, &caller, token?, parts),
-        )
-        .await
-    }
-
-    /// Runs `check` then `f` in one blocking task; a refused extraction is answered after a
-    /// plain check of the caller.
-    async fn run_checked<P, C, R>(
-        self,
-        services: web::Data<Services>,
-        parts: Result<P, actix_web::Error>,
-        check: impl FnOnce(Self, &Services, &P) -> Result<C, Error> + Send + 'static,
-        f: impl FnOnce(&Services, C, P) -> Result<R, Error> + Send + 'static,
-    ) -> actix_web::Result<R>
-    where
-        P: Send + 'static,
-        R: Send + 'static,
-    {
         let parts = match parts {
             Ok(parts) => parts,
             Err(refusal) => {
@@ -180,10 +136,35 @@ impl Unverified {
             }
         };
         Ok(blocking(move || {
-            let checked = check(self, &services, &parts)?;
-            f(&services, checked, parts)
+            let caller = self.check(&services)?;
+            f(&services, &caller, parts)
         })
         .await?)
+    }
+
+    /// For a request that names a token (its `Uuid` in the parts): authenticates the caller
+    /// by its channel key and reads the token with the caller's channel, in one grouped
+    /// statement awaited on this task (no blocking thread: the verification endpoint). As
+    /// with [`Self::run_with`], a refused extraction or a missing token is answered only to
+    /// an authenticated caller.
+    pub async fn naming_token<P>(
+        self,
+        services: &Services,
+        parts: Result<(Uuid, P), actix_web::Error>,
+    ) -> actix_web::Result<(Caller, Token, P)> {
+        let Some(OwnedCredential::Key(key)) = &self.credential else {
+            tracing::info!(reason = "no channel key", "caller refused");
+            return Err(ApiError::from(Error::Unauthenticated).into());
+        };
+        // With no id to read (the path was refused), the caller is still checked first.
+        let id = parts.as_ref().map_or(Uuid::nil(), |(id, _)| *id);
+        let (channel, token) = services
+            .authenticate_key_naming(key.expose(), self.fingerprint.as_deref(), self.peer, id)
+            .await
+            .map_err(ApiError::from)?;
+        let (_, parts) = parts?;
+        let token = token.map_err(ApiError::from)?;
+        Ok((self.caller(channel), token, parts))
     }
 
     /// Checks the credential, the client certificate and the source address (promise 6):
@@ -192,18 +173,6 @@ impl Unverified {
         let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
         let channel = services.authenticate(credential, self.fingerprint.as_deref(), self.peer)?;
         Ok(self.caller(channel))
-    }
-
-    /// [`Self::check`], reading the token `id` of the caller's channel with it.
-    fn check_naming(
-        self,
-        services: &Services,
-        id: Uuid,
-    ) -> Result<(Caller, Result<Token, Error>), Error> {
-        let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
-        let (channel, token) =
-            services.authenticate_naming(credential, self.fingerprint.as_deref(), self.peer, id)?;
-        Ok((self.caller(channel), token))
     }
 
     fn caller(self, channel: Channel) -> Caller {

@@ -102,64 +102,30 @@ impl Services {
         cert_sha256: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Channel, Error> {
-        self.admit_caller(credential, cert_sha256, peer, None)
-            .map(|(channel, _)| channel)
-    }
-
-    /// Authenticates the caller as [`Self::authenticate`] does, and finds the token `id` of
-    /// its channel, read in the same statement as the channel where the credential is a key
-    /// (a verification's one read). Only an authenticated caller learns whether the token
-    /// exists: the inner result is `NotFound` if its channel has no such token.
-    pub fn authenticate_naming(
-        &self,
-        credential: Option<Credential<'_>>,
-        cert_sha256: Option<&str>,
-        peer: Option<IpAddr>,
-        id: Uuid,
-    ) -> Result<(Channel, Result<Token, Error>), Error> {
-        let (channel, row) = self.admit_caller(credential, cert_sha256, peer, Some(id))?;
-        Ok((channel, found(row)))
-    }
-
-    /// The caller's channel and, if `token` is given, that token if the channel has it.
-    fn admit_caller(
-        &self,
-        credential: Option<Credential<'_>>,
-        cert_sha256: Option<&str>,
-        peer: Option<IpAddr>,
-        token: Option<Uuid>,
-    ) -> Result<(Channel, Option<TokenRow>), Error> {
         let refuse = |reason: &str| {
             tracing::info!(reason, "caller refused");
             Error::Unauthenticated
         };
-        let (row, token) = match credential {
+        let row = match credential {
             None => return Err(refuse("no credential")),
-            Some(Credential::Key(key)) => self.channel_of_key(key, token)?,
+            Some(Credential::Key(key)) => self.channel_of_key(key)?,
             Some(Credential::NamedKey { name, key }) => {
-                let (row, token) = self.channel_of_key(key, token)?;
+                let row = self.channel_of_key(key)?;
                 if row.name != name {
                     return Err(refuse("channel name does not match the key"));
                 }
-                (row, token)
+                row
             }
             Some(Credential::AccountKey { account, key }) => {
-                let (row, token) = self.channel_of_key(key, token)?;
+                let row = self.channel_of_key(key)?;
                 if row.account_number.as_deref() != Some(account) {
                     return Err(refuse("account number does not match the key"));
                 }
-                (row, token)
+                row
             }
-            Some(Credential::Session(session)) => {
-                let row = self.channel_of_session(session)?;
-                let token = match token {
-                    Some(id) => self.store.token(row.id, id)?,
-                    None => None,
-                };
-                (row, token)
-            }
+            Some(Credential::Session(session)) => self.channel_of_session(session)?,
         };
-        Ok((admit(row, cert_sha256, peer)?, token))
+        admit(row, cert_sha256, peer)
     }
 
     /// Issues a session token for `channel` (and `subject`, such as a user id) valid for
@@ -182,24 +148,39 @@ impl Services {
         ))
     }
 
-    /// The channel of `key` and, if `token` is given, that token if the channel has it.
-    fn channel_of_key(
+    /// Authenticates the caller by its channel key as [`Self::authenticate`] does, and finds
+    /// the token `id` of its channel, read in the same grouped statement as the channel (a
+    /// verification's one read). Only an authenticated caller learns whether the token
+    /// exists: the inner result is `NotFound` if its channel has no such token.
+    ///
+    /// From an async task (the HTTP workers): the key's MAC is computed here, in the HSM, and
+    /// the read is awaited without a blocking thread.
+    pub async fn authenticate_key_naming(
         &self,
         key: &str,
-        token: Option<Uuid>,
-    ) -> Result<(ChannelRow, Option<TokenRow>), Error> {
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+        id: Uuid,
+    ) -> Result<(Channel, Result<Token, Error>), Error> {
+        let mac = self.key_mac(key)?;
+        let found_rows = self.store.channel_by_key_mac_async(&mac, Some(id)).await?;
+        let (row, token) = known_key(found_rows, &mac)?;
+        Ok((admit(row, cert_sha256, peer)?, found(token)))
+    }
+
+    /// The channel of `key`.
+    fn channel_of_key(&self, key: &str) -> Result<ChannelRow, Error> {
+        let mac = self.key_mac(key)?;
+        known_key(self.store.channel_by_key_mac(&mac, None)?, &mac).map(|(row, _)| row)
+    }
+
+    /// The HSM's MAC of a well-formed channel key (what the database holds).
+    fn key_mac(&self, key: &str) -> Result<Vec<u8>, Error> {
         if !looks_like_key(key) {
             tracing::info!(reason = "malformed channel key", "caller refused");
             return Err(Error::Unauthenticated);
         }
-        let mac = self.hsm.channel_key_mac(key.as_bytes())?;
-        match self.store.channel_by_key_mac(&mac, token)? {
-            (Some(row), token) if bool::from(row.key_mac.ct_eq(&mac)) => Ok((row, token)),
-            _ => {
-                tracing::info!(reason = "unknown channel key", "caller refused");
-                Err(Error::Unauthenticated)
-            }
-        }
+        Ok(self.hsm.channel_key_mac(key.as_bytes())?)
     }
 
     fn channel_of_session(&self, token: &str) -> Result<ChannelRow, Error> {
@@ -325,6 +306,21 @@ impl Services {
 }
 
 /// The checks every credential passes last: not disabled, certificate and address bindings.
+/// The channel found by a key's MAC, if its MAC is the one asked for (compared in constant
+/// time), with the token read alongside.
+fn known_key(
+    (row, token): (Option<ChannelRow>, Option<TokenRow>),
+    mac: &[u8],
+) -> Result<(ChannelRow, Option<TokenRow>), Error> {
+    match row {
+        Some(row) if bool::from(row.key_mac.ct_eq(mac)) => Ok((row, token)),
+        _ => {
+            tracing::info!(reason = "unknown channel key", "caller refused");
+            Err(Error::Unauthenticated)
+        }
+    }
+}
+
 fn admit(
     row: ChannelRow,
     cert_sha256: Option<&str>,

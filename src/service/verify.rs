@@ -12,7 +12,7 @@ use super::{audit, Caller, Error, Missing, Services, Token};
 use crate::domain::{Otp, TokenKind};
 use crate::oath::time_step;
 use crate::oath::window::{self, Match};
-use crate::store::{Advance, ChallengeRow, Failure};
+use crate::store::{Advance, AuditEntry, ChallengeRow, Failure};
 
 /// The answer to a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +47,41 @@ impl Verdict {
 
 impl Services {
     /// Verifies `otp` against `token` of the caller's channel (read with the caller's
-    /// channel: see [`Services::authenticate_naming`]).
-    pub fn verify_token(&self, caller: &Caller, token: Token, otp: &str) -> Result<Verdict, Error> {
+    /// channel: see [`Services::authenticate_key_naming`]), from an async task: the window is
+    /// searched here, in the HSM, and the group commit is awaited without a blocking thread.
+    /// The same steps as [`Self::verify_user`] for one token.
+    pub async fn verify_token(
+        &self,
+        caller: &Caller,
+        token: Token,
+        otp: &str,
+    ) -> Result<Verdict, Error> {
         let otp = parse_for(otp, &token)?;
-        let verdict = self.verify_candidates(caller, &[token], &[], &otp)?;
+        let verdict = if token.locked {
+            let entry = audit(caller, Some(&token), "verify", "locked");
+            self.store.append_audit_async(&entry).await?;
+            Verdict::Locked
+        } else {
+            match self.find(&token, &otp)? {
+                Match::Fresh(factor) => {
+                    let entry = audit(caller, Some(&token), "verify", "accept");
+                    let factor = as_i64(factor)?;
+                    let advance = self.store.advance_async(token.id, factor, None, entry);
+                    verdict_of(advance.await?)
+                }
+                Match::Used(factor) => {
+                    let entry = replay(caller, &token, factor)?;
+                    self.store.append_audit_async(&entry).await?;
+                    Verdict::Replay
+                }
+                Match::Miss => {
+                    let (ids, max, entry) =
+                        self.failure(caller, std::slice::from_ref(&token), "verify");
+                    let outcomes = self.store.record_failures_async(&ids, max, &entry).await?;
+                    failure_verdict(&outcomes)
+                }
+            }
+        };
         self.count(verdict, "token");
         Ok(verdict)
     }
@@ -167,19 +198,11 @@ impl Services {
             match self.find(token, otp)? {
                 Match::Fresh(factor) => {
                     let entry = audit(caller, Some(token), "verify", "accept");
-                    return Ok(
-                        match self.store.advance(token.id, as_i64(factor)?, None, entry)? {
-                            Advance::Done => Verdict::Accept,
-                            Advance::Replay => Verdict::Replay,
-                            Advance::Locked => Verdict::Locked,
-                            Advance::Gone => Verdict::Reject,
-                        },
-                    );
+                    let advance = self.store.advance(token.id, as_i64(factor)?, None, entry)?;
+                    return Ok(verdict_of(advance));
                 }
                 Match::Used(factor) => {
-                    let mut entry = audit(caller, Some(token), "verify", "replay");
-                    entry.moving_factor = Some(as_i64(factor)?);
-                    self.store.append_audit(&entry)?;
+                    self.store.append_audit(&replay(caller, token, factor)?)?;
                     return Ok(Verdict::Replay);
                 }
                 Match::Miss => {}
@@ -199,9 +222,8 @@ impl Services {
         if let Some(newest) = challenges.first() {
             self.fail_challenge(caller, newest)?;
         }
-        let all_locked = !outcomes.is_empty() && outcomes.iter().all(|o| *o == Failure::Locked);
-        Ok(if all_locked && challenges.is_empty() {
-            Verdict::Locked
+        Ok(if challenges.is_empty() {
+            failure_verdict(&outcomes)
         } else {
             Verdict::Reject
         })
@@ -221,11 +243,22 @@ impl Services {
     }
 
     fn fail(&self, caller: &Caller, tokens: &[Token], action: &str) -> Result<Vec<Failure>, Error> {
+        let (ids, max, entry) = self.failure(caller, tokens, action);
+        Ok(self.store.record_failures(&ids, max, &entry)?)
+    }
+
+    /// A failure counted on `tokens`: their ids, the failure limit and the audit row.
+    fn failure(
+        &self,
+        caller: &Caller,
+        tokens: &[Token],
+        action: &str,
+    ) -> (Vec<Uuid>, i32, AuditEntry) {
         let ids: Vec<Uuid> = tokens.iter().map(|t| t.id).collect();
         let mut entry = audit(caller, None, action, "reject");
         entry.user_id = tokens.first().map(|t| t.user.clone());
         let max = i32::try_from(self.policy.max_failures).unwrap_or(i32::MAX);
-        Ok(self.store.record_failures(&ids, max, &entry)?)
+        (ids, max, entry)
     }
 
     fn now_step(&self, token: &Token) -> u64 {
@@ -238,6 +271,32 @@ impl Services {
             .with_label_values(&[target, verdict.as_str()])
             .inc();
     }
+}
+
+/// The verdict of a verification whose code was right, from its conditional advance.
+fn verdict_of(advance: Advance) -> Verdict {
+    match advance {
+        Advance::Done => Verdict::Accept,
+        Advance::Replay => Verdict::Replay,
+        Advance::Locked => Verdict::Locked,
+        Advance::Gone => Verdict::Reject,
+    }
+}
+
+/// A wrong code's verdict: locked if it locked (or found locked) every token it was counted on.
+fn failure_verdict(outcomes: &[Failure]) -> Verdict {
+    if !outcomes.is_empty() && outcomes.iter().all(|o| *o == Failure::Locked) {
+        Verdict::Locked
+    } else {
+        Verdict::Reject
+    }
+}
+
+/// The audit row of a code that was right once and has been used.
+fn replay(caller: &Caller, token: &Token, factor: u64) -> Result<AuditEntry, Error> {
+    let mut entry = audit(caller, Some(token), "verify", "replay");
+    entry.moving_factor = Some(as_i64(factor)?);
+    Ok(entry)
 }
 
 /// Parses a presented code and checks it has the token's length.

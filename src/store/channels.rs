@@ -187,6 +187,20 @@ impl Store {
         )
     }
 
+    /// [`Self::channel_by_key_mac`] for an async task (the HTTP workers): it waits for the
+    /// grouped read without a blocking thread.
+    pub async fn channel_by_key_mac_async(
+        &self,
+        key_mac: &[u8],
+        token: Option<Uuid>,
+    ) -> Result<(Option<ChannelRow>, Option<TokenRow>), StoreError> {
+        let read = ChannelRead {
+            key_mac: key_mac.to_vec(),
+            token,
+        };
+        self.channel_reads.submit_async(self, read).await
+    }
+
     /// The channel `id`.
     pub fn channel_by_id(&self, id: Uuid) -> Result<Option<ChannelRow>, StoreError> {
         self.run("channel_by_id", |c| {

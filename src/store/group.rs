@@ -1,16 +1,19 @@
-//! Work done for many callers at once. A caller queues its job and, if no batch is running,
-//! runs everything queued (it leads); otherwise it waits for the leader, and leads the next
-//! batch itself if its job is still queued. Each caller returns once its own job is done.
+//! Work done for many callers at once. A caller queues its job; the group's runner thread
+//! takes everything queued (one batch), does it, and answers each caller. A caller from a
+//! blocking thread waits for its answer; a caller from an async task awaits it, so that a
+//! request handled on the HTTP workers needs no blocking thread of its own.
 //!
-//! A waiting caller sleeps until its own job is done or it is the next to lead: a leader wakes
-//! the callers of its batch and the first still queued, never every waiter (most of whom would
-//! only go back to sleep: a wasted thread switch each, on a busy machine the largest cost).
+//! One runner per group, started at the first job, runs one batch at a time: while it waits
+//! for PostgreSQL the next batch gathers. Under load it is always busy, so it is woken once
+//! per batch at most, and answering a batch wakes each waiting thread or HTTP worker once —
+//! on a busy machine, thread switches are the server's largest cost.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread::{self, Thread};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -19,9 +22,9 @@ use super::{Store, StoreError};
 pub(super) const MAX_BATCH: usize = 256;
 
 /// A kind of job that can be done in batches.
-pub(super) trait Job: Sized {
+pub(super) trait Job: Sized + Send + 'static {
     /// What one job gives back.
-    type Output;
+    type Output: Send + 'static;
     /// The tokens this job changes: a batch never holds two jobs that change one token, so
     /// each sees the state the previous batch left.
     fn tokens(&self) -> &[Uuid];
@@ -29,30 +32,36 @@ pub(super) trait Job: Sized {
     fn run(store: &Store, jobs: &[&Self]) -> Vec<Result<Self::Output, StoreError>>;
 }
 
+type Reply<J> = oneshot::Sender<Result<<J as Job>::Output, StoreError>>;
+
 /// The queue of one kind of job.
 pub(super) struct Group<J: Job> {
+    shared: Arc<Shared<J>>,
+    runner: OnceLock<()>,
+}
+
+struct Shared<J: Job> {
     state: Mutex<State<J>>,
+    /// Signalled when a job is queued or the group is dropped.
+    queued: Condvar,
 }
 
 struct State<J: Job> {
-    next_id: u64,
-    queued: Vec<(u64, J)>,
-    /// The thread waiting for each job not yet answered.
-    waiting: HashMap<u64, Thread>,
-    done: HashMap<u64, Result<J::Output, StoreError>>,
-    running: bool,
+    queued: Vec<(Reply<J>, J)>,
+    closed: bool,
 }
 
 impl<J: Job> Default for Group<J> {
     fn default() -> Self {
         Self {
-            state: Mutex::new(State {
-                next_id: 0,
-                queued: Vec::new(),
-                waiting: HashMap::new(),
-                done: HashMap::new(),
-                running: false,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    queued: Vec::new(),
+                    closed: false,
+                }),
+                queued: Condvar::new(),
             }),
+            runner: OnceLock::new(),
         }
     }
 }
@@ -63,89 +72,123 @@ impl<J: Job> std::fmt::Debug for Group<J> {
     }
 }
 
+impl<J: Job> Drop for Group<J> {
+    /// Stops the runner once it has done what is queued.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.queued.notify_all();
+    }
+}
+
 impl<J: Job> Group<J> {
-    /// Does `job`, together with whatever else is queued; returns once it is done. With
-    /// grouping off (`group_commit = false`, for comparison runs) the job is done alone.
+    /// Does `job`, together with whatever else is queued; returns once it is done (from a
+    /// blocking thread). With grouping off (`group_commit = false`, for comparison runs) the
+    /// job is done alone, on this thread.
     pub(super) fn submit(&self, store: &Store, job: J) -> Result<J::Output, StoreError> {
         if !store.group_commit {
-            return J::run(store, &[&job])
-                .pop()
-                .unwrap_or_else(|| Err(StoreError::Internal("batch without a result".into())));
+            return run_alone(store, &job);
         }
-        let mut state = self.lock();
-        let id = state.next_id;
-        state.next_id = state.next_id.wrapping_add(1);
-        state.queued.push((id, job));
-        state.waiting.insert(id, thread::current());
-        loop {
-            if let Some(done) = state.done.remove(&id) {
-                state.waiting.remove(&id);
-                return done;
-            }
-            if state.running {
-                // Woken when this job is done or it may lead; a stray wake-up only loops.
-                drop(state);
-                thread::park();
-                state = self.lock();
-                continue;
-            }
-            let batch = take_batch(&mut state.queued);
-            state.running = true;
-            drop(state);
-            let mut leading = Leading {
-                group: self,
-                ids: batch.iter().map(|(id, _)| *id).collect(),
-                results: None,
-            };
-            let jobs: Vec<&J> = batch.iter().map(|(_, job)| job).collect();
-            leading.results = Some(J::run(store, &jobs));
-            drop(leading);
-            state = self.lock();
+        self.queue(store, job)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(abandoned()))
+    }
+
+    /// [`Self::submit`] for an async task: the task is woken when its job is done. With
+    /// grouping off, the job is done alone on the blocking pool.
+    pub(super) async fn submit_async(
+        &self,
+        store: &Store,
+        job: J,
+    ) -> Result<J::Output, StoreError> {
+        if !store.group_commit {
+            let store = store.clone();
+            return tokio::task::spawn_blocking(move || run_alone(&store, &job))
+                .await
+                .unwrap_or_else(|_| Err(abandoned()));
+        }
+        self.queue(store, job)
+            .await
+            .unwrap_or_else(|_| Err(abandoned()))
+    }
+
+    fn queue(&self, store: &Store, job: J) -> oneshot::Receiver<Result<J::Output, StoreError>> {
+        self.runner.get_or_init(|| self.start_runner(store));
+        let (reply, answer) = oneshot::channel();
+        self.shared.lock().queued.push((reply, job));
+        self.shared.queued.notify_one();
+        answer
+    }
+
+    /// The runner holds the group's queue and a copy of the store without its groups (so it
+    /// keeps neither them nor itself alive).
+    fn start_runner(&self, store: &Store) {
+        let shared = self.shared.clone();
+        let store = store.detached();
+        let started = std::thread::Builder::new()
+            .name("hsm-otp-batch".into())
+            .spawn(move || shared.run(&store));
+        if let Err(e) = started {
+            // Jobs then wait in vain and their callers get `abandoned` when the group goes;
+            // a process that cannot start a thread is not going to serve anyway.
+            tracing::error!(error = %e, "cannot start a batch runner");
         }
     }
 
+    #[cfg(test)]
+    fn is_idle(&self) -> bool {
+        self.shared.lock().queued.is_empty()
+    }
+}
+
+impl<J: Job> Shared<J> {
     fn lock(&self) -> MutexGuard<'_, State<J>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// The leader's batch: on drop, its results are handed over and its callers woken, with the
-/// first caller still queued (to lead next), even if the leader unwound before it had results
-/// (they then get an error, never a hang).
-struct Leading<'a, J: Job> {
-    group: &'a Group<J>,
-    ids: Vec<u64>,
-    results: Option<Vec<Result<J::Output, StoreError>>>,
-}
-
-impl<J: Job> Drop for Leading<'_, J> {
-    fn drop(&mut self) {
-        let mut results = self.results.take().unwrap_or_default().into_iter();
-        let mut state = self.group.lock();
-        for id in &self.ids {
-            let done = results
-                .next()
-                .unwrap_or_else(|| Err(StoreError::Internal("batch abandoned".into())));
-            state.done.insert(*id, done);
-        }
-        state.running = false;
-        let next = state.queued.first().map(|(id, _)| *id);
-        let wake: Vec<Thread> = self
-            .ids
-            .iter()
-            .chain(&next)
-            .filter_map(|id| state.waiting.get(id).cloned())
-            .collect();
-        drop(state);
-        for waiter in wake {
-            waiter.unpark();
+    /// The runner: one batch at a time until the group is dropped and its queue is empty.
+    fn run(&self, store: &Store) {
+        loop {
+            let batch = {
+                let mut state = self.lock();
+                while state.queued.is_empty() && !state.closed {
+                    state = self
+                        .queued
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.queued.is_empty() {
+                    return;
+                }
+                take_batch(&mut state.queued)
+            };
+            let jobs: Vec<&J> = batch.iter().map(|(_, job)| job).collect();
+            // A job that panics fails its batch, not the runner (the callers get an error,
+            // never a hang).
+            let results = catch_unwind(AssertUnwindSafe(|| J::run(store, &jobs)))
+                .unwrap_or_default()
+                .into_iter();
+            let mut results = results.fuse();
+            for (reply, _) in batch {
+                // A caller that went away (its request dropped) needs no answer.
+                let _ = reply.send(results.next().unwrap_or_else(|| Err(abandoned())));
+            }
         }
     }
+}
+
+fn run_alone<J: Job>(store: &Store, job: &J) -> Result<J::Output, StoreError> {
+    J::run(store, &[job])
+        .pop()
+        .unwrap_or_else(|| Err(abandoned()))
+}
+
+fn abandoned() -> StoreError {
+    StoreError::Internal("batch abandoned".into())
 }
 
 /// Takes, in arrival order, up to [`MAX_BATCH`] queued jobs that change distinct tokens; the
 /// others stay queued for the next batch.
-pub(super) fn take_batch<J: Job>(queued: &mut Vec<(u64, J)>) -> Vec<(u64, J)> {
+pub(super) fn take_batch<R, J: Job>(queued: &mut Vec<(R, J)>) -> Vec<(R, J)> {
     let mut touched = HashSet::new();
     let mut batch = Vec::new();
     let mut rest = Vec::new();
@@ -185,6 +228,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::thread;
     use std::time::Duration;
 
     /// Doubles its number; counts the batches and remembers the largest.
@@ -231,8 +275,57 @@ mod tests {
         let batches = BATCHES.load(Ordering::SeqCst);
         assert!(batches < 3_200, "{batches} batches for 3,200 jobs");
         assert!(LARGEST.load(Ordering::SeqCst) > 1);
-        let state = group.lock();
-        assert!(state.queued.is_empty() && state.waiting.is_empty() && state.done.is_empty());
+        assert!(group.is_idle());
+    }
+
+    /// Tasks on two async workers, answered without a blocking thread each; their jobs are
+    /// batched with each other (the same runner as blocking callers).
+    #[test]
+    fn async_callers_get_their_own_answers_from_the_runner() {
+        let metrics = Arc::new(crate::metrics::Metrics::new().unwrap());
+        let store = Store::new("postgres://127.0.0.1:1/none", 1, metrics);
+        let group = Arc::new(Group::<Triple>::default());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..32u64)
+                .map(|t| {
+                    let (group, store) = (group.clone(), store.clone());
+                    tokio::spawn(async move {
+                        for n in 0..50u64 {
+                            let x = t * 1_000 + n;
+                            assert_eq!(group.submit_async(&store, Triple(x)).await.unwrap(), x * 3);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert!(TRIPLE_LARGEST.load(Ordering::SeqCst) > 1, "never batched");
+        assert!(group.is_idle());
+    }
+
+    /// Triples its number; remembers the largest batch.
+    struct Triple(u64);
+
+    static TRIPLE_LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+    impl Job for Triple {
+        type Output = u64;
+
+        fn tokens(&self) -> &[Uuid] {
+            &[]
+        }
+
+        fn run(_: &Store, jobs: &[&Self]) -> Vec<Result<u64, StoreError>> {
+            TRIPLE_LARGEST.fetch_max(jobs.len(), Ordering::SeqCst);
+            thread::sleep(Duration::from_micros(200));
+            jobs.iter().map(|j| Ok(j.0 * 3)).collect()
+        }
     }
 
     #[test]

@@ -120,6 +120,17 @@ impl Store {
         self
     }
 
+    /// This store with groups of its own (never used): what a group's runner holds, so that
+    /// it keeps neither its group nor itself alive.
+    fn detached(&self) -> Self {
+        Self {
+            commits: Arc::default(),
+            reads: Arc::default(),
+            channel_reads: Arc::default(),
+            ..self.clone()
+        }
+    }
+
     /// Checks that a connection can be had and answers (for `/readyz`).
     pub fn ping(&self) -> Result<(), StoreError> {
         self.run("ping", |c| {

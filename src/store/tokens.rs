@@ -226,15 +226,30 @@ impl Store {
         drift: Option<i32>,
         entry: AuditEntry,
     ) -> Result<Advance, StoreError> {
-        match self.submit(Op::Advance {
+        advanced(self.submit(Op::Advance {
             token_id,
             factor,
             drift,
             entry,
-        })? {
-            Outcome::Advance(a) => Ok(a),
-            _ => Err(mismatch()),
-        }
+        }))
+    }
+
+    /// [`Self::advance`] for an async task (the HTTP workers): it waits for the group commit
+    /// without a blocking thread.
+    pub async fn advance_async(
+        &self,
+        token_id: Uuid,
+        factor: i64,
+        drift: Option<i32>,
+        entry: AuditEntry,
+    ) -> Result<Advance, StoreError> {
+        let op = Op::Advance {
+            token_id,
+            factor,
+            drift,
+            entry,
+        };
+        advanced(self.commits.submit_async(self, op).await)
     }
 
     /// Counts one failed verification on each token; locks those that reach `max_failures`.
@@ -245,14 +260,18 @@ impl Store {
         max_failures: i32,
         entry: &AuditEntry,
     ) -> Result<Vec<Failure>, StoreError> {
-        match self.submit(Op::Failures {
-            token_ids: token_ids.to_vec(),
-            max_failures,
-            entry: entry.clone(),
-        })? {
-            Outcome::Failures(f) => Ok(f),
-            _ => Err(mismatch()),
-        }
+        failed(self.submit(failures(token_ids, max_failures, entry)))
+    }
+
+    /// [`Self::record_failures`] for an async task.
+    pub async fn record_failures_async(
+        &self,
+        token_ids: &[Uuid],
+        max_failures: i32,
+        entry: &AuditEntry,
+    ) -> Result<Vec<Failure>, StoreError> {
+        let op = failures(token_ids, max_failures, entry);
+        failed(self.commits.submit_async(self, op).await)
     }
 
     /// Unlocks the token `id` of `channel_id` and clears its failures.
@@ -283,10 +302,45 @@ impl Store {
     /// Writes one audit row on its own (a verification that changed no state), committed
     /// with the next group.
     pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        match self.submit(Op::Audit(entry.clone()))? {
-            Outcome::Audit => Ok(()),
-            _ => Err(mismatch()),
-        }
+        audited(self.submit(Op::Audit(entry.clone())))
+    }
+
+    /// [`Self::append_audit`] for an async task.
+    pub async fn append_audit_async(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        audited(
+            self.commits
+                .submit_async(self, Op::Audit(entry.clone()))
+                .await,
+        )
+    }
+}
+
+fn failures(token_ids: &[Uuid], max_failures: i32, entry: &AuditEntry) -> Op {
+    Op::Failures {
+        token_ids: token_ids.to_vec(),
+        max_failures,
+        entry: entry.clone(),
+    }
+}
+
+fn advanced(settled: Result<Outcome, StoreError>) -> Result<Advance, StoreError> {
+    match settled? {
+        Outcome::Advance(a) => Ok(a),
+        _ => Err(mismatch()),
+    }
+}
+
+fn failed(settled: Result<Outcome, StoreError>) -> Result<Vec<Failure>, StoreError> {
+    match settled? {
+        Outcome::Failures(f) => Ok(f),
+        _ => Err(mismatch()),
+    }
+}
+
+fn audited(settled: Result<Outcome, StoreError>) -> Result<(), StoreError> {
+    match settled? {
+        Outcome::Audit => Ok(()),
+        _ => Err(mismatch()),
     }
 }
 

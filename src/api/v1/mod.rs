@@ -69,11 +69,11 @@ async fn verify_token(
     body: Part<web::Json<VerifyRequest>>,
 ) -> actix_web::Result<HttpResponse> {
     let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
-    let verdict = caller
-        .run_naming_token(svc, parts, |svc, caller, token, body| {
-            svc.verify_token(caller, token, body.otp.expose())
-        })
-        .await?;
+    let (caller, token, body) = caller.naming_token(&svc, parts).await?;
+    let verdict = svc
+        .verify_token(&caller, token, body.otp.expose())
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
