@@ -305,7 +305,6 @@ impl Services {
     }
 }
 
-/// The checks every credential passes last: not disabled, certificate and address bindings.
 /// The channel found by a key's MAC, if its MAC is the one asked for (compared in constant
 /// time), with the token read alongside.
 fn known_key(
@@ -321,6 +320,7 @@ fn known_key(
     }
 }
 
+/// The checks every credential passes last: not disabled, certificate and address bindings.
 fn admit(
     row: ChannelRow,
     cert_sha256: Option<&str>,

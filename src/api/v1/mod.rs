@@ -4,6 +4,7 @@ mod challenges;
 mod dto;
 
 use actix_web::{web, HttpResponse};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -70,9 +71,12 @@ async fn verify_token(
 ) -> actix_web::Result<HttpResponse> {
     let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
     let (caller, token, body) = caller.naming_token(&svc, parts).await?;
-    let verdict = svc
-        .verify_token(&caller, token, body.otp.expose())
+    // A task of its own on this worker: once its code is checked, a verification is settled,
+    // audited and counted even if the client goes away before the answer.
+    let settle = async move { svc.verify_token(&caller, token, body.otp.expose()).await };
+    let verdict = actix_web::rt::spawn(settle.instrument(tracing::Span::current()))
         .await
+        .unwrap_or_else(|_| Err(Error::Internal("verification task failed".into())))
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
