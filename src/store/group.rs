@@ -37,7 +37,8 @@ type Reply<J> = oneshot::Sender<Result<<J as Job>::Output, StoreError>>;
 /// The queue of one kind of job.
 pub(super) struct Group<J: Job> {
     shared: Arc<Shared<J>>,
-    runner: OnceLock<()>,
+    /// Whether the runner could be started (at the first job).
+    runner: OnceLock<bool>,
 }
 
 struct Shared<J: Job> {
@@ -112,26 +113,29 @@ impl<J: Job> Group<J> {
     }
 
     fn queue(&self, store: &Store, job: J) -> oneshot::Receiver<Result<J::Output, StoreError>> {
-        self.runner.get_or_init(|| self.start_runner(store));
         let (reply, answer) = oneshot::channel();
+        if !*self.runner.get_or_init(|| self.start_runner(store)) {
+            let _ = reply.send(Err(StoreError::Internal("no batch runner".into())));
+            return answer;
+        }
         self.shared.lock().queued.push((reply, job));
         self.shared.queued.notify_one();
         answer
     }
 
     /// The runner holds the group's queue and a copy of the store without its groups (so it
-    /// keeps neither them nor itself alive).
-    fn start_runner(&self, store: &Store) {
+    /// keeps neither them nor itself alive). If it cannot be started, every job of the group
+    /// fails at once (never waits in vain).
+    fn start_runner(&self, store: &Store) -> bool {
         let shared = self.shared.clone();
         let store = store.detached();
         let started = std::thread::Builder::new()
             .name("hsm-otp-batch".into())
             .spawn(move || shared.run(&store));
-        if let Err(e) = started {
-            // Jobs then wait in vain and their callers get `abandoned` when the group goes;
-            // a process that cannot start a thread is not going to serve anyway.
+        if let Err(e) = &started {
             tracing::error!(error = %e, "cannot start a batch runner");
         }
+        started.is_ok()
     }
 
     #[cfg(test)]
@@ -164,10 +168,9 @@ impl<J: Job> Shared<J> {
             let jobs: Vec<&J> = batch.iter().map(|(_, job)| job).collect();
             // A job that panics fails its batch, not the runner (the callers get an error,
             // never a hang).
-            let results = catch_unwind(AssertUnwindSafe(|| J::run(store, &jobs)))
+            let mut results = catch_unwind(AssertUnwindSafe(|| J::run(store, &jobs)))
                 .unwrap_or_default()
                 .into_iter();
-            let mut results = results.fuse();
             for (reply, _) in batch {
                 // A caller that went away (its request dropped) needs no answer.
                 let _ = reply.send(results.next().unwrap_or_else(|| Err(abandoned())));
