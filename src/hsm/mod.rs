@@ -147,6 +147,14 @@ impl Mac for HsmMac<'_> {
     }
 }
 
+impl HsmMac<'_> {
+    /// The attributes of the seed's key that bear on its safety (for inspection: an unwrapped
+    /// seed is a session object, which cannot be read from another process).
+    pub fn flags(&self) -> Result<KeyFlags, HsmError> {
+        key_flags(self.session, self.key)
+    }
+}
+
 impl Hsm {
     /// Prepares the pool. Nothing is loaded until the first operation (or [`Hsm::ensure_keys`]).
     pub fn new(settings: HsmSettings, metrics: Arc<Metrics>) -> Self {
@@ -494,35 +502,7 @@ impl Hsm {
     pub fn working_kek_flags(&self) -> Result<KeyFlags, HsmError> {
         self.run("inspect", |s, generation| {
             let handle = self.working_kek(s, generation, KEK_VERSION)?;
-            let mut flags = KeyFlags::default();
-            for attribute in s.get_attributes(
-                handle,
-                &[
-                    AttributeType::Token,
-                    AttributeType::Sensitive,
-                    AttributeType::Extractable,
-                    AttributeType::Wrap,
-                    AttributeType::Unwrap,
-                    AttributeType::Sign,
-                    AttributeType::Encrypt,
-                    AttributeType::Decrypt,
-                    AttributeType::Derive,
-                ],
-            )? {
-                match attribute {
-                    Attribute::Token(b) => flags.token = b,
-                    Attribute::Sensitive(b) => flags.sensitive = b,
-                    Attribute::Extractable(b) => flags.extractable = b,
-                    Attribute::Wrap(b) => flags.wrap = b,
-                    Attribute::Unwrap(b) => flags.unwrap = b,
-                    Attribute::Sign(b) => flags.sign = b,
-                    Attribute::Encrypt(b) => flags.encrypt = b,
-                    Attribute::Decrypt(b) => flags.decrypt = b,
-                    Attribute::Derive(b) => flags.derive = b,
-                    _ => {}
-                }
-            }
-            Ok(flags)
+            key_flags(s, handle)
         })
     }
 
@@ -578,12 +558,49 @@ impl Hsm {
     }
 }
 
+/// Reads `key`'s [`KeyFlags`].
+fn key_flags(s: &Session, key: ObjectHandle) -> Result<KeyFlags, HsmError> {
+    let mut flags = KeyFlags::default();
+    for attribute in s.get_attributes(
+        key,
+        &[
+            AttributeType::Token,
+            AttributeType::Private,
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+            AttributeType::Wrap,
+            AttributeType::Unwrap,
+            AttributeType::Sign,
+            AttributeType::Encrypt,
+            AttributeType::Decrypt,
+            AttributeType::Derive,
+        ],
+    )? {
+        match attribute {
+            Attribute::Token(b) => flags.token = b,
+            Attribute::Private(b) => flags.private = b,
+            Attribute::Sensitive(b) => flags.sensitive = b,
+            Attribute::Extractable(b) => flags.extractable = b,
+            Attribute::Wrap(b) => flags.wrap = b,
+            Attribute::Unwrap(b) => flags.unwrap = b,
+            Attribute::Sign(b) => flags.sign = b,
+            Attribute::Encrypt(b) => flags.encrypt = b,
+            Attribute::Decrypt(b) => flags.decrypt = b,
+            Attribute::Derive(b) => flags.derive = b,
+            _ => {}
+        }
+    }
+    Ok(flags)
+}
+
 /// The boolean attributes of a key that decide what it can be used for and who can read it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)] // one per PKCS#11 attribute
 pub struct KeyFlags {
     /// `CKA_TOKEN`: stored on the token (false: a session object).
     pub token: bool,
+    /// `CKA_PRIVATE`: visible only to sessions that have logged in.
+    pub private: bool,
     /// `CKA_SENSITIVE`.
     pub sensitive: bool,
     /// `CKA_EXTRACTABLE`.

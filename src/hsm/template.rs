@@ -20,12 +20,20 @@ struct Usage {
 
 /// Common attributes of every secret key the service creates. Never derive; encrypt and
 /// decrypt only for the outbox key: a key serves the one purpose it exists for.
+///
+/// Token objects are private: a session that has not logged in (another program's, say)
+/// cannot see them. Session objects (unwrapped seeds, the transient copy of a seed being
+/// wrapped) are not: only this process's sessions, all logged in, can reach them, so
+/// `CKA_PRIVATE` would hide them from no one, and SoftHSM keeps a private object's value
+/// encrypted under its token key and decrypts it at every `C_SignInit` (four HMACs in ten
+/// on a hot seed). Sensitivity and non-extractability, which keep the value inside the HSM,
+/// are the same for both.
 fn secret(label: Option<&str>, token: bool, key_type: KeyType, usage: Usage) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(key_type),
         Attribute::Token(token),
-        Attribute::Private(true),
+        Attribute::Private(token),
         Attribute::Sensitive(true),
         Attribute::Encrypt(usage.encrypt),
         Attribute::Decrypt(usage.decrypt),
@@ -93,7 +101,8 @@ pub(crate) fn unwrapped_seed() -> Vec<Attribute> {
 }
 
 /// A session copy of a long-lived key (`C_CopyObject`): only `CKA_TOKEN` changes; the copy
-/// keeps the original's sensitivity, non-extractability and usage.
+/// keeps the original's sensitivity, non-extractability and usage, and stays private (a copy
+/// may not lower `CKA_PRIVATE`: SoftHSM refuses it).
 pub(crate) fn session_copy() -> Vec<Attribute> {
     vec![Attribute::Token(false)]
 }

@@ -178,6 +178,29 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
                 .unwrap();
             assert_eq!(code.expose(), *expected, "{storage:?} counter {counter}");
         }
+        // The object the HMAC is computed with is as locked down as the seed's stored form:
+        // sensitive, never extractable, sign only. An unwrapped seed is a session object of
+        // this process (not private: only this process's logged-in sessions can reach it).
+        let flags = hsm
+            .with_seed(&seed, Algorithm::Sha1, |mac| mac.flags())
+            .unwrap();
+        let object = storage == SeedStorage::Object;
+        assert_eq!(
+            flags,
+            hsm_otp::hsm::KeyFlags {
+                token: object,
+                private: object,
+                sensitive: true,
+                extractable: false,
+                wrap: false,
+                unwrap: false,
+                sign: true,
+                encrypt: false,
+                decrypt: false,
+                derive: false,
+            },
+            "{storage:?}"
+        );
         for (time, alg, expected) in RFC6238_CODES {
             let seed = hsm
                 .store_seed(&SecretBytes::new(rfc6238_seed(alg).to_vec()), alg, storage)
@@ -198,6 +221,7 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
         copy,
         hsm_otp::hsm::KeyFlags {
             token: false,
+            private: true,
             sensitive: true,
             extractable: false,
             wrap: true,
