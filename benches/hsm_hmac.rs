@@ -77,6 +77,18 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A challenge's life: its code's MAC at creation and again at verification, its message
+    // sealed in the outbox and opened for delivery (long-lived keys, not seeds).
+    let code = hsm_otp::domain::Otp::from_value(123_456, Digits::SIX);
+    c.bench_function("hsm/challenge_mac", |b| {
+        b.iter(|| hsm.challenge_mac(&[7; 16], &code).unwrap())
+    });
+    c.bench_function("hsm/seal_and_open", |b| {
+        b.iter(|| {
+            let sealed = hsm.seal(b"Your code is 123456", &[7; 16]).unwrap();
+            hsm.open(&sealed, &[7; 16]).unwrap()
+        })
+    });
     c.bench_function("hsm/channel_key_mac", |b| {
         b.iter(|| {
             hsm.channel_key_mac(b"hok_abcdefghijklmnopqrstuvwxyz234567")

@@ -35,7 +35,7 @@ impl Hsm {
         message.extend(challenge_id);
         message.extend(code.expose().as_bytes());
         self.run("challenge_mac", |s, generation| {
-            let key = self.handle(s, generation, CHALLENGE_MAC_LABEL)?;
+            let key = self.working_key(s, generation, CHALLENGE_MAC_LABEL)?;
             Ok(s.sign(&Mechanism::Sha256Hmac, key, message.expose())?)
         })
     }
@@ -44,7 +44,7 @@ impl Hsm {
     /// (the challenge id) as additional data; returns nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>, HsmError> {
         self.run("seal", |s, generation| {
-            let key = self.handle(s, generation, OUTBOX_KEY_LABEL)?;
+            let key = self.working_key(s, generation, OUTBOX_KEY_LABEL)?;
             let mut iv = [0u8; IV_LEN];
             s.generate_random_slice(&mut iv)?;
             let mut nonce = iv;
@@ -62,7 +62,7 @@ impl Hsm {
             .split_at_checked(IV_LEN)
             .ok_or_else(|| HsmError::Internal("sealed message too short".into()))?;
         self.run("open", |s, generation| {
-            let key = self.handle(s, generation, OUTBOX_KEY_LABEL)?;
+            let key = self.working_key(s, generation, OUTBOX_KEY_LABEL)?;
             let mut nonce = [0u8; IV_LEN];
             nonce.copy_from_slice(iv);
             let params = GcmParams::new(&mut nonce, context, TAG_BITS.into())?;

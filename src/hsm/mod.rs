@@ -112,7 +112,7 @@ pub struct Hsm {
     indexed: Mutex<Option<Option<u64>>>,
     /// The session copy of each KEK version, with the pool generation it was made in; `None`:
     /// the HSM refused to copy it, so the token object (from the handle cache) is used.
-    kek_copies: Mutex<HashMap<i32, (u64, Option<ObjectHandle>)>>,
+    key_copies: Mutex<HashMap<String, (u64, Option<ObjectHandle>)>>,
     hot: Mutex<hot::HotSeeds<ObjectHandle>>,
     metrics: Arc<Metrics>,
 }
@@ -164,7 +164,7 @@ impl Hsm {
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
             indexed: Mutex::new(None),
-            kek_copies: Mutex::new(HashMap::new()),
+            key_copies: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -360,7 +360,7 @@ impl Hsm {
             return Ok(mac.clone());
         }
         let mac = self.run("channel_key_mac", |s, generation| {
-            let handle = self.handle(s, generation, CHANNEL_MAC_LABEL)?;
+            let handle = self.working_key(s, generation, CHANNEL_MAC_LABEL)?;
             Ok(s.sign(&Mechanism::Sha256Hmac, handle, key)?)
         })?;
         let mut cache = lock(&self.key_macs);
@@ -456,33 +456,43 @@ impl Hsm {
         Ok(n)
     }
 
-    /// The key that wraps and unwraps seeds for the KEK of `kek_version`: a session copy of
-    /// the KEK (`C_CopyObject` with `CKA_TOKEN` false), made once per pool generation.
-    ///
-    /// The copy is the same key inside the HSM, still sensitive and not extractable (a copy
-    /// inherits both and can only tighten them), gone when its session closes (a pool reset).
-    /// It exists because a token object costs more to use than a session object: SoftHSM
-    /// re-reads a token object's file to see whether another process changed it, at every
-    /// use. An HSM that refuses the copy (`CKA_COPYABLE` false) gets the token object itself.
+    /// The key that wraps and unwraps seeds for the KEK of `kek_version`: its working copy.
     fn working_kek(
         &self,
         s: &Session,
         generation: u64,
         kek_version: i32,
     ) -> Result<ObjectHandle, HsmError> {
+        self.working_key(s, generation, &kek_label(kek_version))
+    }
+
+    /// The long-lived key labelled `label` as used for operations: a session copy of it
+    /// (`C_CopyObject` with `CKA_TOKEN` false), made once per pool generation.
+    ///
+    /// The copy is the same key inside the HSM, still sensitive, private and not extractable
+    /// (a copy inherits them and can only tighten them), gone when its session closes (a pool
+    /// reset). It exists because a token object costs more to use than a session object:
+    /// SoftHSM re-reads a token object's file to see whether another process changed it, at
+    /// every use. An HSM that refuses the copy (`CKA_COPYABLE` false) gets the token object
+    /// itself.
+    fn working_key(
+        &self,
+        s: &Session,
+        generation: u64,
+        label: &str,
+    ) -> Result<ObjectHandle, HsmError> {
         // Held while a copy is made (once per generation), so that only one is.
-        let mut copies = lock(&self.kek_copies);
-        let label = kek_label(kek_version);
-        match copies.get(&kek_version) {
+        let mut copies = lock(&self.key_copies);
+        match copies.get(label) {
             Some((g, Some(copy))) if *g == generation => return Ok(*copy),
             // Refused before: the token object, whose cached handle is dropped if it goes stale.
-            Some((g, None)) if *g == generation => return self.handle(s, generation, &label),
+            Some((g, None)) if *g == generation => return self.handle(s, generation, label),
             _ => {}
         }
-        let kek = self.handle(s, generation, &label)?;
-        match s.copy_object(kek, &template::session_copy()) {
+        let key = self.handle(s, generation, label)?;
+        match s.copy_object(key, &template::session_copy()) {
             Ok(copy) => {
-                copies.insert(kek_version, (generation, Some(copy)));
+                copies.insert(label.to_owned(), (generation, Some(copy)));
                 Ok(copy)
             }
             Err(e) => {
@@ -490,19 +500,18 @@ impl Hsm {
                 if e.is_unavailable() {
                     return Err(e);
                 }
-                tracing::info!(label, error = %e, "no session copy of the KEK: using the token object");
-                copies.insert(kek_version, (generation, None));
-                Ok(kek)
+                tracing::info!(label, error = %e, "no session copy of the key: using the token object");
+                copies.insert(label.to_owned(), (generation, None));
+                Ok(key)
             }
         }
     }
 
-    /// The attributes of the working copy of the current KEK that bear on its safety (for
-    /// inspection: a session object cannot be read from another process).
-    pub fn working_kek_flags(&self) -> Result<KeyFlags, HsmError> {
+    /// The attributes of the working copy of the long-lived key labelled `label` that bear on
+    /// its safety (for inspection: a session object cannot be read from another process).
+    pub fn working_key_flags(&self, label: &str) -> Result<KeyFlags, HsmError> {
         self.run("inspect", |s, generation| {
-            let handle = self.working_kek(s, generation, KEK_VERSION)?;
-            key_flags(s, handle)
+            key_flags(s, self.working_key(s, generation, label)?)
         })
     }
 

@@ -215,21 +215,26 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
             hsm.destroy_seed(&seed).unwrap();
         }
     }
-    // Wrapping and unwrapping use a session copy of the KEK: the same key, as locked down.
-    let copy = hsm.working_kek_flags().unwrap();
-    assert_eq!(
-        copy,
-        hsm_otp::hsm::KeyFlags {
-            token: false,
-            private: true,
-            sensitive: true,
-            extractable: false,
-            wrap: true,
-            unwrap: true,
-            sign: false,
-            encrypt: false,
-            decrypt: false,
-            derive: false,
-        }
-    );
+    // The long-lived keys are used through session copies: the same keys, as locked down, each
+    // for its one purpose.
+    let copy = |sign, wrap, encrypt| hsm_otp::hsm::KeyFlags {
+        token: false,
+        private: true,
+        sensitive: true,
+        extractable: false,
+        wrap,
+        unwrap: wrap,
+        sign,
+        encrypt,
+        decrypt: encrypt,
+        derive: false,
+    };
+    for (label, flags) in [
+        (hsm_otp::hsm::KEK_LABEL, copy(false, true, false)),
+        (hsm_otp::hsm::CHANNEL_MAC_LABEL, copy(true, false, false)),
+        (hsm_otp::hsm::CHALLENGE_MAC_LABEL, copy(true, false, false)),
+        (hsm_otp::hsm::OUTBOX_KEY_LABEL, copy(false, false, true)),
+    ] {
+        assert_eq!(hsm.working_key_flags(label).unwrap(), flags, "{label}");
+    }
 }
