@@ -1,12 +1,14 @@
-//! Hot seeds: unwrapped seeds kept in the HSM as session objects for reuse (promise 1's
-//! "bounded cache of hot keys"), so that a token used again soon costs one HMAC instead of
-//! unwrap + HMAC + destroy. Only handles are kept here, never a seed: the objects are as
-//! locked down as any unwrapped seed (sensitive, not extractable, sign only) and vanish with
-//! their session at a pool reset.
+//! Hot seeds: seeds kept in the HSM as session objects for reuse (promise 1's "bounded cache
+//! of hot keys"), so that a token used again soon costs one HMAC instead of unwrap + HMAC +
+//! destroy (wrapped storage) or HMACs with a token object (object storage, whose seeds are
+//! used through session copies). Only handles are kept here, never a seed: the objects are
+//! as locked down as the seeds they stand for (sensitive, not extractable, sign only) and
+//! vanish with their session at a pool reset.
 //!
 //! Bounded: past `capacity` the least recently used seed no caller is using is evicted (its
-//! object destroyed by the caller that evicted it). Keyed by the SHA-256 of the KEK version
-//! and the wrapped blob, so a re-enrolled or re-wrapped seed is a different entry.
+//! object destroyed by the caller that evicted it). Keyed by a digest of the KEK version and
+//! the wrapped blob, or of the seed object's label, so a re-enrolled or re-wrapped seed is a
+//! different entry.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -264,86 +264,91 @@ impl Hsm {
     }
 
     /// Runs `f` with a [`Mac`] keyed by the seed `seed`; the clear seed exists only inside
-    /// the HSM, as a non-extractable, sign-only session object (wrapped storage), kept in the
-    /// bounded hot-seed cache for the next use or destroyed.
+    /// the HSM. The HMACs are computed with a session object made for the purpose, kept in the
+    /// bounded hot-seed cache for the next use or destroyed: a wrapped seed unwrapped into a
+    /// non-extractable, sign-only object, or a session copy of a seed object (a token object
+    /// costs SoftHSM a re-read of its file at every use).
     pub fn with_seed<R>(
         &self,
         seed: &SeedRef,
         algorithm: Algorithm,
         f: impl FnOnce(&mut HsmMac<'_>) -> Result<R, HsmError>,
     ) -> Result<R, HsmError> {
-        self.run("seed_hmac", |s, generation| match seed {
-            SeedRef::Wrapped { blob, kek_version } => {
-                let id = hot_id(*kek_version, blob);
-                let cached = lock(&self.hot).check_out(&id, generation);
-                self.metrics
-                    .hot_seeds
-                    .with_label_values(&[if cached.is_some() { "hit" } else { "miss" }])
-                    .inc();
-                if let Some(key) = cached {
-                    let result = f(&mut HsmMac {
-                        session: s,
-                        key,
-                        algorithm,
-                    });
-                    let broken = matches!(&result, Err(HsmError::NotFound(_)));
-                    if let Some(doomed) = lock(&self.hot).check_in(&id, broken) {
-                        destroy_unwrapped(s, doomed);
+        self.run("seed_hmac", |s, generation| {
+            let id = hot_id(seed);
+            let cached = lock(&self.hot).check_out(&id, generation);
+            self.metrics
+                .hot_seeds
+                .with_label_values(&[if cached.is_some() { "hit" } else { "miss" }])
+                .inc();
+            let mac = |key| HsmMac {
+                session: s,
+                key,
+                algorithm,
+            };
+            if let Some(key) = cached {
+                let result = f(&mut mac(key));
+                let broken = matches!(&result, Err(HsmError::NotFound(_)));
+                if let Some(doomed) = lock(&self.hot).check_in(&id, broken) {
+                    destroy_session_seed(s, doomed);
+                }
+                return result;
+            }
+            let key = match seed {
+                SeedRef::Wrapped { blob, kek_version } => {
+                    let kek = self.working_kek(s, generation, *kek_version)?;
+                    s.unwrap_key(
+                        &Mechanism::AesKeyWrapPad,
+                        kek,
+                        blob,
+                        &template::unwrapped_seed(),
+                    )?
+                }
+                SeedRef::Object { label } => {
+                    let object = self.handle(s, generation, label)?;
+                    match s.copy_object(object, &template::session_copy()) {
+                        Ok(copy) => copy,
+                        Err(e) => {
+                            let e = HsmError::from(e);
+                            if e.is_unavailable() {
+                                return Err(e);
+                            }
+                            // No copy (the HSM refuses them, or the handle is stale): the
+                            // token object itself, neither cached nor destroyed.
+                            return f(&mut mac(object));
+                        }
                     }
-                    return result;
                 }
-                let kek = self.working_kek(s, generation, *kek_version)?;
-                let key = s.unwrap_key(
-                    &Mechanism::AesKeyWrapPad,
-                    kek,
-                    blob,
-                    &template::unwrapped_seed(),
-                )?;
-                let result = f(&mut HsmMac {
-                    session: s,
-                    key,
-                    algorithm,
-                });
-                let destroy = if result.is_ok() {
-                    lock(&self.hot).offer(id, generation, key)
-                } else {
-                    vec![key]
-                };
-                for key in destroy {
-                    destroy_unwrapped(s, key);
-                }
-                result
+            };
+            let result = f(&mut mac(key));
+            let destroy = if result.is_ok() {
+                lock(&self.hot).offer(id, generation, key)
+            } else {
+                vec![key]
+            };
+            for key in destroy {
+                destroy_session_seed(s, key);
             }
-            SeedRef::Object { label } => {
-                let key = self.handle(s, generation, label)?;
-                f(&mut HsmMac {
-                    session: s,
-                    key,
-                    algorithm,
-                })
-            }
+            result
         })
     }
 
-    /// Destroys a seed object (`object` storage); a wrapped seed is gone with its row, and
-    /// its unwrapped copy in the hot-seed cache, if any, with this call.
+    /// Destroys a seed object (`object` storage; a wrapped seed is gone with its row), and
+    /// the seed's session object in the hot-seed cache, if any.
     pub fn destroy_seed(&self, seed: &SeedRef) -> Result<(), HsmError> {
-        let label = match seed {
-            SeedRef::Object { label } => label,
-            SeedRef::Wrapped { blob, kek_version } => {
-                let Some(key) = lock(&self.hot).forget(&hot_id(*kek_version, blob)) else {
-                    return Ok(());
-                };
-                return self.run("destroy_seed", |s, _| {
-                    destroy_unwrapped(s, key);
-                    Ok(())
-                });
-            }
-        };
+        let hot = lock(&self.hot).forget(&hot_id(seed));
+        if hot.is_none() && matches!(seed, SeedRef::Wrapped { .. }) {
+            return Ok(()); // nothing in the HSM to destroy
+        }
         self.run("destroy_seed", |s, generation| {
-            let handle = self.handle(s, generation, label)?;
-            s.destroy_object(handle)?;
-            self.forget(label);
+            if let Some(key) = hot {
+                destroy_session_seed(s, key);
+            }
+            if let SeedRef::Object { label } = seed {
+                let handle = self.handle(s, generation, label)?;
+                s.destroy_object(handle)?;
+                self.forget(label);
+            }
             Ok(())
         })
     }
@@ -631,19 +636,28 @@ pub struct KeyFlags {
 /// Destroys an unwrapped seed's session object. A failure is logged, not returned: the answer
 /// does not depend on it, and the object, which no row refers to, goes with its session at
 /// the latest (a pool reset).
-fn destroy_unwrapped(s: &Session, key: ObjectHandle) {
+fn destroy_session_seed(s: &Session, key: ObjectHandle) {
     if let Err(e) = s.destroy_object(key) {
-        tracing::warn!(error = %e, "an unwrapped seed was not destroyed at once");
+        tracing::warn!(error = %e, "a seed's session object was not destroyed at once");
     }
 }
 
-/// What identifies a wrapped seed in the hot-seed cache: the SHA-256 of its KEK version and
-/// blob (the blob is no secret, but a digest keeps the key small).
-fn hot_id(kek_version: i32, blob: &[u8]) -> hot::SeedId {
+/// What identifies a seed in the hot-seed cache: the SHA-256 of its KEK version and blob, or
+/// of its object's label (neither is secret, but a digest keeps the key small).
+fn hot_id(seed: &SeedRef) -> hot::SeedId {
     use sha2::Digest;
     let mut digest = sha2::Sha256::new();
-    digest.update(kek_version.to_be_bytes());
-    digest.update(blob);
+    match seed {
+        SeedRef::Wrapped { blob, kek_version } => {
+            digest.update([1]);
+            digest.update(kek_version.to_be_bytes());
+            digest.update(blob);
+        }
+        SeedRef::Object { label } => {
+            digest.update([2]);
+            digest.update(label.as_bytes());
+        }
+    }
     digest.finalize().into()
 }
 

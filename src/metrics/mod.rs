@@ -43,7 +43,8 @@ pub struct Metrics {
     pub outbox_oldest_age: Gauge,
     /// Verification outcomes settled per database transaction (group commit).
     pub commit_batch_size: Histogram,
-    /// Wrapped seeds found unwrapped in the hot-seed cache (hit) or unwrapped anew (miss).
+    /// Uses of a seed: its session object found in the hot-seed cache (hit) or made anew,
+    /// unwrapped or copied from its seed object (miss).
     pub hot_seeds: IntCounterVec,
 }
 
@@ -109,7 +110,7 @@ impl Metrics {
         let hot_seeds = IntCounterVec::new(
             Opts::new(
                 "hsm_otp_hot_seeds_total",
-                "Uses of a wrapped seed: found unwrapped in the hot-seed cache (hit) or unwrapped anew (miss).",
+                "Uses of a seed: its session object found in the hot-seed cache (hit) or made anew, unwrapped or copied from its seed object (miss).",
             ),
             &["outcome"],
         )?;

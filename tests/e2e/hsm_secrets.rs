@@ -178,18 +178,18 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
                 .unwrap();
             assert_eq!(code.expose(), *expected, "{storage:?} counter {counter}");
         }
-        // The object the HMAC is computed with is as locked down as the seed's stored form:
-        // sensitive, never extractable, sign only. An unwrapped seed is a session object of
-        // this process (not private: only this process's logged-in sessions can reach it).
+        // The object the HMAC is computed with is a session object as locked down as the
+        // seed's stored form: sensitive, never extractable, sign only. An unwrapped seed is
+        // not private (only this process's logged-in sessions can reach it); a seed object's
+        // copy stays private, as a copy may not lower `CKA_PRIVATE`.
         let flags = hsm
             .with_seed(&seed, Algorithm::Sha1, |mac| mac.flags())
             .unwrap();
-        let object = storage == SeedStorage::Object;
         assert_eq!(
             flags,
             hsm_otp::hsm::KeyFlags {
-                token: object,
-                private: object,
+                token: false,
+                private: storage == SeedStorage::Object,
                 sensitive: true,
                 extractable: false,
                 wrap: false,

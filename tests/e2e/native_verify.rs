@@ -312,40 +312,44 @@ async fn hot_seed_uses(server: &Server, outcome: &str) -> u64 {
         .map_or(0, |v| v.parse().unwrap())
 }
 
-/// Wrapped storage keeps recently used seeds unwrapped in the HSM (the hot-seed cache): a
-/// token used again costs no unwrap, and its codes still count once.
+/// Recently used seeds are kept in the HSM as session objects (the hot-seed cache): in
+/// wrapped storage a token used again costs no unwrap, in object storage no use of the token
+/// object; either way its codes still count once.
 #[tokio::test]
 async fn a_token_used_again_is_served_from_the_hot_seed_cache_and_still_accepts_once() {
-    let (_env, server, api) = start("wrapped");
-    let id = api.enrol_rfc_hotp("alice").await;
-    let before = (
-        hot_seed_uses(&server, "miss").await,
-        hot_seed_uses(&server, "hit").await,
-    );
-    for code in &RFC4226_CODES[..4] {
-        assert_eq!(api.verify(&id, code).await, "accept");
+    for mode in ["wrapped", "object"] {
+        let (_env, server, api) = start(mode);
+        let id = api.enrol_rfc_hotp("alice").await;
+        let before = (
+            hot_seed_uses(&server, "miss").await,
+            hot_seed_uses(&server, "hit").await,
+        );
+        for code in &RFC4226_CODES[..4] {
+            assert_eq!(api.verify(&id, code).await, "accept", "{mode}");
+        }
+        assert_eq!(api.verify(&id, RFC4226_CODES[3]).await, "replay", "{mode}");
+        assert_eq!(api.verify(&id, "000000").await, "reject", "{mode}");
+        let after = (
+            hot_seed_uses(&server, "miss").await,
+            hot_seed_uses(&server, "hit").await,
+        );
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 5),
+            "{mode}: one unwrap or copy, then the cached object"
+        );
+        // Deleting the token destroys its cached object too: in wrapped storage the same seed
+        // enrolled again wraps to the same blob (key wrap is deterministic), yet its first use
+        // unwraps afresh.
+        let (status, _) = api
+            .send(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None)
+            .await;
+        assert_eq!(status.as_u16(), 204, "{mode}");
+        let id = api.enrol_rfc_hotp("alice").await;
+        assert_eq!(api.verify(&id, RFC4226_CODES[0]).await, "accept", "{mode}");
+        assert_eq!(hot_seed_uses(&server, "miss").await, after.0 + 1, "{mode}");
+        assert_eq!(hot_seed_uses(&server, "hit").await, after.1, "{mode}");
     }
-    assert_eq!(api.verify(&id, RFC4226_CODES[3]).await, "replay");
-    assert_eq!(api.verify(&id, "000000").await, "reject");
-    let after = (
-        hot_seed_uses(&server, "miss").await,
-        hot_seed_uses(&server, "hit").await,
-    );
-    assert_eq!(
-        (after.0 - before.0, after.1 - before.1),
-        (1, 5),
-        "one unwrap, then the cached seed"
-    );
-    // Deleting the token destroys its unwrapped seed too: the same seed enrolled again wraps
-    // to the same blob (key wrap is deterministic), yet its first use unwraps afresh.
-    let (status, _) = api
-        .send(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None)
-        .await;
-    assert_eq!(status.as_u16(), 204);
-    let id = api.enrol_rfc_hotp("alice").await;
-    assert_eq!(api.verify(&id, RFC4226_CODES[0]).await, "accept");
-    assert_eq!(hot_seed_uses(&server, "miss").await, after.0 + 1);
-    assert_eq!(hot_seed_uses(&server, "hit").await, after.1);
 }
 
 /// `hot_seeds = 0`: every use unwraps the seed and destroys it afterwards.
