@@ -43,6 +43,11 @@ impl<H: Copy> HotSeeds<H> {
         }
     }
 
+    /// Whether any object is kept at all (`hot_seeds` is not 0).
+    pub(super) fn keeps_any(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// The object of `id` made in pool `generation`, marked in use until [`Self::check_in`].
     /// An entry of an earlier generation is dropped: its session, and object, are gone.
     pub(super) fn check_out(&mut self, id: &SeedId, generation: u64) -> Option<H> {

@@ -110,8 +110,9 @@ pub struct Hsm {
     key_macs: Mutex<HashMap<[u8; 32], Vec<u8>>>,
     /// The pool generation whose seed objects were all indexed, once indexing is on.
     indexed: Mutex<Option<Option<u64>>>,
-    /// The session copy of each KEK version, with the pool generation it was made in; `None`:
-    /// the HSM refused to copy it, so the token object (from the handle cache) is used.
+    /// The session copy of each long-lived key, by label, with the pool generation it was made
+    /// in; `None`: the HSM refused to copy it, so the token object (from the handle cache) is
+    /// used.
     key_copies: Mutex<HashMap<String, (u64, Option<ObjectHandle>)>>,
     hot: Mutex<hot::HotSeeds<ObjectHandle>>,
     metrics: Arc<Metrics>,
@@ -306,6 +307,10 @@ impl Hsm {
                 }
                 SeedRef::Object { label } => {
                     let object = self.handle(s, generation, label)?;
+                    if !lock(&self.hot).keeps_any() {
+                        // A copy made for one use would cost more than it saves.
+                        return f(&mut mac(object));
+                    }
                     match s.copy_object(object, &template::session_copy()) {
                         Ok(copy) => copy,
                         Err(e) => {

@@ -157,7 +157,7 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
             token_label: env.token_label.clone(),
             user_pin: hsm_otp::domain::SecretString::new(env.user_pin.clone()),
             max_sessions: 4,
-            hot_seeds: 0,
+            hot_seeds: 1,
         },
         Arc::new(Metrics::new().unwrap()),
     );
