@@ -95,6 +95,11 @@ impl Store {
     pub(super) fn submit(&self, op: Op) -> Settled {
         self.commits.submit(self, op)
     }
+
+    /// [`Self::submit`] for an async task: awaits the commit without a blocking thread.
+    pub(super) async fn submit_async(&self, op: Op) -> Settled {
+        self.commits.submit_async(self, op).await
+    }
 }
 
 #[derive(QueryableByName)]

@@ -226,12 +226,7 @@ impl Store {
         drift: Option<i32>,
         entry: AuditEntry,
     ) -> Result<Advance, StoreError> {
-        advanced(self.submit(Op::Advance {
-            token_id,
-            factor,
-            drift,
-            entry,
-        }))
+        advanced(self.submit(advance(token_id, factor, drift, entry)))
     }
 
     /// [`Self::advance`] for an async task (the HTTP workers): it waits for the group commit
@@ -243,13 +238,8 @@ impl Store {
         drift: Option<i32>,
         entry: AuditEntry,
     ) -> Result<Advance, StoreError> {
-        let op = Op::Advance {
-            token_id,
-            factor,
-            drift,
-            entry,
-        };
-        advanced(self.commits.submit_async(self, op).await)
+        let op = advance(token_id, factor, drift, entry);
+        advanced(self.submit_async(op).await)
     }
 
     /// Counts one failed verification on each token; locks those that reach `max_failures`.
@@ -271,7 +261,7 @@ impl Store {
         entry: &AuditEntry,
     ) -> Result<Vec<Failure>, StoreError> {
         let op = failures(token_ids, max_failures, entry);
-        failed(self.commits.submit_async(self, op).await)
+        failed(self.submit_async(op).await)
     }
 
     /// Unlocks the token `id` of `channel_id` and clears its failures.
@@ -307,11 +297,16 @@ impl Store {
 
     /// [`Self::append_audit`] for an async task.
     pub async fn append_audit_async(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        audited(
-            self.commits
-                .submit_async(self, Op::Audit(entry.clone()))
-                .await,
-        )
+        audited(self.submit_async(Op::Audit(entry.clone())).await)
+    }
+}
+
+fn advance(token_id: Uuid, factor: i64, drift: Option<i32>, entry: AuditEntry) -> Op {
+    Op::Advance {
+        token_id,
+        factor,
+        drift,
+        entry,
     }
 }
 
