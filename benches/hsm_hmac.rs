@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
             user_pin: SecretString::new(env.user_pin.clone()),
             max_sessions: 4,
             hot_seeds: 1,
+            recycle_after: 100_000, // the default
         },
         Arc::new(Metrics::new().unwrap()),
     );
@@ -77,6 +78,35 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A large fleet: every use cold while the hot seeds are full (1,024 kept, 2,048 seeds
+    // used in turn), as at 100,000 tokens and more: unwrap + HMAC + destroy of an evicted one.
+    let full = Hsm::new(
+        HsmSettings {
+            module: hsm_otp::config::DEFAULT_PKCS11_MODULE.into(),
+            token_label: env.token_label.clone(),
+            user_pin: SecretString::new(env.user_pin.clone()),
+            max_sessions: 4,
+            hot_seeds: 1_024,
+            recycle_after: 100_000,
+        },
+        Arc::new(Metrics::new().unwrap()),
+    );
+    let fleet: Vec<_> = (0..2_048_u32)
+        .map(|i| {
+            let seed = SecretBytes::new([i.to_be_bytes().as_slice(), &[0x3c; 16]].concat());
+            full.store_seed(&seed, Algorithm::Sha1, SeedStorage::Wrapped)
+                .unwrap()
+        })
+        .collect();
+    let mut next = fleet.iter().cycle();
+    c.bench_function("hsm/wrapped_cold_hot_seeds_full/one_hotp", |b| {
+        b.iter(|| {
+            full.with_seed(next.next().unwrap(), Algorithm::Sha1, |mac| {
+                hotp(mac, 1, Digits::SIX)
+            })
+            .unwrap()
+        })
+    });
     // A challenge's life: its code's MAC at creation and again at verification, its message
     // sealed in the outbox and opened for delivery (long-lived keys, not seeds).
     let code = hsm_otp::domain::Otp::from_value(123_456, Digits::SIX);

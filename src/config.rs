@@ -100,6 +100,8 @@ struct Raw {
     #[serde(default, deserialize_with = "number")]
     hot_seeds: Option<u64>,
     #[serde(default, deserialize_with = "number")]
+    hsm_recycle_after: Option<u64>,
+    #[serde(default, deserialize_with = "number")]
     max_body_bytes: Option<u64>,
     #[serde(default, deserialize_with = "number")]
     workers: Option<u64>,
@@ -378,6 +380,12 @@ impl Raw {
                 user_pin: SecretString::new(user_pin),
                 max_sessions: bounded("hsm_sessions", self.hsm_sessions, 1..=1024, 16)?,
                 hot_seeds: bounded("hot_seeds", self.hot_seeds, 0..=1_000_000, 1_024)?,
+                recycle_after: bounded(
+                    "hsm_recycle_after",
+                    self.hsm_recycle_after,
+                    0..=1_000_000_000,
+                    100_000,
+                )?,
             },
             listen: address("listen", self.listen, "127.0.0.1:8443")?,
             metrics_listen: address("metrics_listen", self.metrics_listen, "127.0.0.1:9464")?,
@@ -459,6 +467,20 @@ mod tests {
         assert_eq!(c.policy.max_failures, 5);
         assert!(c.group_commit);
         assert_eq!(c.hsm.hot_seeds, 1_024);
+        assert_eq!(c.hsm.recycle_after, 100_000);
+    }
+
+    #[test]
+    fn hsm_recycling_can_be_tuned_and_switched_off() {
+        let with = |v: &str| {
+            let mut e = minimal();
+            e.push(("HSM_OTP_HSM_RECYCLE_AFTER".into(), v.into()));
+            Config::from_sources(None, e)
+        };
+        assert_eq!(with("0").unwrap().hsm.recycle_after, 0);
+        assert_eq!(with("5000").unwrap().hsm.recycle_after, 5_000);
+        let err = with("1000000001").unwrap_err().to_string();
+        assert!(err.contains("hsm_recycle_after"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use error::HsmError;
 pub use pool::HsmSettings;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Algorithm, SecretBytes};
 use crate::metrics::Metrics;
 use crate::oath::Mac;
-use pool::Pool;
+use pool::{Pool, Reset};
 
 /// Label of the current seed key-encryption key.
 pub const KEK_LABEL: &str = "hsm-otp.seed-kek.v1";
@@ -115,6 +116,9 @@ pub struct Hsm {
     /// used.
     key_copies: Mutex<HashMap<String, (u64, Option<ObjectHandle>)>>,
     hot: Mutex<hot::HotSeeds<ObjectHandle>>,
+    /// Session objects made since the pool was last reset; see [`HsmSettings::recycle_after`].
+    session_objects: AtomicU64,
+    recycle_after: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -161,6 +165,8 @@ impl Hsm {
     pub fn new(settings: HsmSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             hot: Mutex::new(hot::HotSeeds::new(settings.hot_seeds)),
+            session_objects: AtomicU64::new(0),
+            recycle_after: settings.recycle_after,
             pool: Pool::new(settings),
             handles: Mutex::new(HashMap::new()),
             key_macs: Mutex::new(HashMap::new()),
@@ -246,6 +252,7 @@ impl Hsm {
                 let created = s.create_object(&t);
                 template::scrub(&mut t);
                 let object = created?;
+                self.made_session_object();
                 let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, kek, object);
                 s.destroy_object(object)?;
                 Ok(SeedRef::Wrapped {
@@ -298,12 +305,14 @@ impl Hsm {
             let key = match seed {
                 SeedRef::Wrapped { blob, kek_version } => {
                     let kek = self.working_kek(s, generation, *kek_version)?;
-                    s.unwrap_key(
+                    let key = s.unwrap_key(
                         &Mechanism::AesKeyWrapPad,
                         kek,
                         blob,
                         &template::unwrapped_seed(),
-                    )?
+                    )?;
+                    self.made_session_object();
+                    key
                 }
                 SeedRef::Object { label } => {
                     let object = self.handle(s, generation, label)?;
@@ -312,7 +321,10 @@ impl Hsm {
                         return f(&mut mac(object));
                     }
                     match s.copy_object(object, &template::session_copy()) {
-                        Ok(copy) => copy,
+                        Ok(copy) => {
+                            self.made_session_object();
+                            copy
+                        }
                         Err(e) => {
                             let e = HsmError::from(e);
                             if e.is_unavailable() {
@@ -402,22 +414,31 @@ impl Hsm {
         op: impl FnOnce(&Session, u64) -> Result<R, HsmError>,
     ) -> Result<R, HsmError> {
         let started = Instant::now();
-        let mut failed_generation = None;
+        let mut reset = None;
         let result = match self.pool.lease() {
             Ok(mut lease) => {
                 let generation = lease.generation();
                 let result = lease.session().and_then(|s| op(s, generation));
                 if matches!(&result, Err(e) if e.is_unavailable()) {
                     lease.discard();
-                    failed_generation = Some(generation);
+                    reset = Some((generation, Reset::Unavailable));
+                } else if self.recycle_due() {
+                    reset = Some((generation, Reset::Recycle));
                 }
                 result
             }
             Err(e) => Err(e),
         };
-        if let Some(generation) = failed_generation {
+        // The lease is back: a reset waits for the others to be returned.
+        if let Some((generation, why)) = reset {
             self.forget_all();
-            self.pool.reset(generation);
+            if self.pool.reset(generation, why) {
+                self.session_objects.store(0, Ordering::Relaxed);
+                self.metrics
+                    .hsm_resets
+                    .with_label_values(&[why.as_str()])
+                    .inc();
+            }
         } else if matches!(&result, Err(HsmError::NotFound(_))) {
             // A cached handle may have gone stale (an object destroyed by another process):
             // look everything up afresh next time.
@@ -429,6 +450,19 @@ impl Hsm {
         self.metrics
             .observe_hsm(name, result.is_ok(), started.elapsed());
         result
+    }
+
+    /// Counts a session object made (see [`HsmSettings::recycle_after`]).
+    fn made_session_object(&self) {
+        self.session_objects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether enough session objects were made since the last reset that the pool should be
+    /// recycled: SoftHSM 2.6 frees a destroyed session object's memory only when the module
+    /// is finalised (about 260 bytes each, measured), so a server that unwraps a seed per
+    /// verification would grow without bound.
+    fn recycle_due(&self) -> bool {
+        self.recycle_after > 0 && self.session_objects.load(Ordering::Relaxed) >= self.recycle_after
     }
 
     /// Finds every seed object on the token in one search and caches their handles, so that
@@ -444,7 +478,7 @@ impl Hsm {
 
     fn index(&self, s: &Session, generation: u64) -> Result<usize, HsmError> {
         let mut found = Vec::new();
-        for handle in s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])? {
+        for handle in s.find_objects(&on_token())? {
             for attribute in s.get_attributes(handle, &[AttributeType::Label])? {
                 if let Attribute::Label(label) = attribute {
                     match String::from_utf8(label) {
@@ -502,6 +536,7 @@ impl Hsm {
         let key = self.handle(s, generation, label)?;
         match s.copy_object(key, &template::session_copy()) {
             Ok(copy) => {
+                self.made_session_object();
                 copies.insert(label.to_owned(), (generation, Some(copy)));
                 Ok(copy)
             }
@@ -543,10 +578,9 @@ impl Hsm {
                 return Ok(h);
             }
         }
-        let found = s.find_objects(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])?;
+        let mut search = on_token();
+        search.push(Attribute::Label(label.as_bytes().to_vec()));
+        let found = s.find_objects(&search)?;
         match found.as_slice() {
             [h] => {
                 self.remember(label, generation, *h);
@@ -575,6 +609,16 @@ impl Hsm {
             *indexed = Some(None);
         }
     }
+}
+
+/// A search for the secret keys on the token. Session objects are left out: a session copy
+/// keeps its original's label (see [`Hsm::working_key`]), and a label must name the object
+/// on the token, the one a deletion destroys.
+fn on_token() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::Token(true),
+    ]
 }
 
 /// Reads `key`'s [`KeyFlags`].

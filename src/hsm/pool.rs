@@ -36,6 +36,30 @@ pub struct HsmSettings {
     pub max_sessions: usize,
     /// Unwrapped seeds kept as session objects for reuse (wrapped storage); 0: none.
     pub hot_seeds: usize,
+    /// After this many session objects made (unwrapped seeds, copies), the pool is reset at
+    /// its next quiet moment, between two operations: every session closed and the module
+    /// finalised, which is when SoftHSM 2.6 frees the memory of the session objects destroyed
+    /// meanwhile. 0: never.
+    pub recycle_after: u64,
+}
+
+/// Why the pool is reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// An operation found the device or its session gone.
+    Unavailable,
+    /// [`HsmSettings::recycle_after`] session objects were made.
+    Recycle,
+}
+
+impl Reset {
+    /// Its name in the resets metric.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Recycle => "recycle",
+        }
+    }
 }
 
 struct Device {
@@ -118,13 +142,14 @@ impl Pool {
         }
     }
 
-    /// Closes every session and finalises the context, if `generation` is still current.
-    pub(crate) fn reset(&self, generation: u64) {
+    /// Closes every session and finalises the context, if `generation` is still current (once
+    /// every lease is back); the next lease connects afresh. Returns whether this call reset.
+    pub(crate) fn reset(&self, generation: u64, why: Reset) -> bool {
         let Ok(mut state) = self.state.write() else {
-            return;
+            return false;
         };
         if state.generation != generation {
-            return; // someone else already reset
+            return false; // someone else already reset
         }
         if let Ok(mut idle) = self.idle.lock() {
             idle.sessions.clear(); // dropping a Session closes it
@@ -133,7 +158,15 @@ impl Pool {
             let _ = device.context.finalize();
         }
         state.generation += 1;
-        tracing::warn!(generation = state.generation, "HSM sessions reset");
+        match why {
+            Reset::Unavailable => {
+                tracing::warn!(generation = state.generation, "HSM sessions reset");
+            }
+            Reset::Recycle => {
+                tracing::info!(generation = state.generation, "HSM sessions recycled");
+            }
+        }
+        true
     }
 
     /// (idle, leased) session counts, for the pool gauges.

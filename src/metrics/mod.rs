@@ -46,6 +46,8 @@ pub struct Metrics {
     /// Uses of a seed: its session object found in the hot-seed cache (hit) or made anew,
     /// unwrapped or copied from its seed object (miss).
     pub hot_seeds: IntCounterVec,
+    /// HSM session pool resets, by reason (`unavailable`, `recycle`).
+    pub hsm_resets: IntCounterVec,
 }
 
 impl Metrics {
@@ -114,6 +116,14 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let hsm_resets = IntCounterVec::new(
+            Opts::new(
+                "hsm_otp_hsm_resets_total",
+                "HSM session pool resets: every session closed and the module finalised, after the device was lost (unavailable) or after hsm_recycle_after session objects were made (recycle).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(hsm_resets.clone()))?;
         registry.register(Box::new(hot_seeds.clone()))?;
         registry.register(Box::new(commit_batch_size.clone()))?;
         registry.register(Box::new(challenges_created.clone()))?;
@@ -138,6 +148,7 @@ impl Metrics {
             outbox_oldest_age,
             commit_batch_size,
             hot_seeds,
+            hsm_resets,
         })
     }
 
