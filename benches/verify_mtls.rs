@@ -9,8 +9,8 @@
 //! - `BENCH_MODES`: seed storage modes (`wrapped,object`);
 //! - `BENCH_PGBENCH`: `0` skips the pgbench comparison (it runs by default);
 //! - `BENCH_GROUP_COMMIT`: `0` runs the server with `group_commit = false`, for comparison.
-//! - `BENCH_RECYCLE_AFTER`: the server's `hsm_recycle_after` (its default unless set; `0`
-//!   never recycles the HSM sessions, for comparison).
+//! - `BENCH_RECYCLE_AFTER`, `BENCH_HOT_SEEDS`: the server's `hsm_recycle_after` and
+//!   `hot_seeds` (its defaults unless set).
 //!
 //! Each connection drives its own share of the fleet, a token chosen at random per request:
 //! the accept phase sends each token's next code (a counter advance and an audit row), the
@@ -43,6 +43,17 @@ fn setting(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Server settings given to the bench (`BENCH_RECYCLE_AFTER`, `BENCH_HOT_SEEDS`), passed on.
+fn passed_on() -> Vec<(String, String)> {
+    [
+        ("BENCH_RECYCLE_AFTER", "HSM_OTP_HSM_RECYCLE_AFTER"),
+        ("BENCH_HOT_SEEDS", "HSM_OTP_HOT_SEEDS"),
+    ]
+    .into_iter()
+    .filter_map(|(bench, server)| Some((server.to_owned(), std::env::var(bench).ok()?)))
+    .collect()
 }
 
 /// The seed of token `n` of the fleet: known to the generator, never to the server's log.
@@ -335,11 +346,7 @@ fn main() {
                     ("HSM_OTP_GROUP_COMMIT".into(), group_commit.into()),
                 ]
                 .into_iter()
-                .chain(
-                    std::env::var("BENCH_RECYCLE_AFTER")
-                        .ok()
-                        .map(|v| ("HSM_OTP_HSM_RECYCLE_AFTER".into(), v)),
-                )
+                .chain(passed_on())
                 .collect(),
                 config_toml: None,
             });

@@ -494,7 +494,10 @@ mod tests {
         let mut object = minimal();
         object.push(("HSM_OTP_SEED_STORAGE".into(), "object".into()));
         let object = Config::from_sources(None, object).unwrap();
-        assert_eq!(object.hsm.recycle_after, 0, "object storage does not recycle");
+        assert_eq!(
+            object.hsm.recycle_after, 0,
+            "object storage does not recycle"
+        );
         assert_eq!(with("5000").unwrap().hsm.recycle_after, 5_000);
         let err = with("1000000001").unwrap_err().to_string();
         assert!(err.contains("hsm_recycle_after"), "{err}");
