@@ -200,12 +200,20 @@ fn unwrapping_seed_after_seed_keeps_the_process_size_bounded() {
             .to_owned()
     };
     let expected: Vec<String> = seeds.iter().map(code).collect();
-    // Two seeds in turn with room for one hot seed: every use unwraps one and destroys the
-    // other's object.
+    // Two seeds in turn with room for one hot seed: nearly every use unwraps one and destroys
+    // the other's object. Four threads at once, so that recycles happen while other
+    // operations hold sessions: none of them may fail or give a wrong code.
     let use_cold = |n: usize| {
-        for i in 0..n {
-            assert_eq!(code(&seeds[i % 2]), expected[i % 2]);
-        }
+        std::thread::scope(|threads| {
+            for t in 0..4 {
+                let (code, seeds, expected) = (&code, &seeds, &expected);
+                threads.spawn(move || {
+                    for i in t..t + n / 4 {
+                        assert_eq!(code(&seeds[i % 2]), expected[i % 2]);
+                    }
+                });
+            }
+        });
     };
     use_cold(10_000); // the allocator reaches its working size
     let before = resident_kb();
