@@ -379,7 +379,12 @@ impl Raw {
                 token_label: self.token_label.ok_or_else(|| missing("token_label"))?,
                 user_pin: SecretString::new(user_pin),
                 max_sessions: bounded("hsm_sessions", self.hsm_sessions, 1..=1024, 16)?,
-                hot_seeds: bounded("hot_seeds", self.hot_seeds, 0..=1_000_000, 1_024)?,
+                hot_seeds: bounded(
+                    "hot_seeds",
+                    self.hot_seeds,
+                    0..=1_000_000,
+                    default_hot_seeds(policy.seed_storage),
+                )?,
                 recycle_after: bounded(
                     "hsm_recycle_after",
                     self.hsm_recycle_after,
@@ -407,6 +412,18 @@ impl Raw {
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             log_format,
         })
+    }
+}
+
+/// `hot_seeds` unless set. Wrapped storage keeps the 1,024 most recently used seeds
+/// unwrapped. Object storage keeps a copy of every seed object used (up to the bound): a copy
+/// made again after an eviction is memory SoftHSM keeps until the module is finalised, which
+/// object storage does not do (see below); its fleets are of thousands, and SoftHSM holds
+/// every seed object in memory anyway (10,000 copies: about 60 MB).
+fn default_hot_seeds(storage: SeedStorage) -> usize {
+    match storage {
+        SeedStorage::Wrapped => 1_024,
+        SeedStorage::Object => 1_000_000,
     }
 }
 
@@ -497,6 +514,10 @@ mod tests {
         assert_eq!(
             object.hsm.recycle_after, 0,
             "object storage does not recycle"
+        );
+        assert_eq!(
+            object.hsm.hot_seeds, 1_000_000,
+            "object storage copies each seed object once"
         );
         assert_eq!(with("5000").unwrap().hsm.recycle_after, 5_000);
         let err = with("1000000001").unwrap_err().to_string();
