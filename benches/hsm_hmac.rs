@@ -25,18 +25,23 @@ use hsm_otp::oath::{hotp, window};
 fn bench(c: &mut Criterion) {
     let env = helpers::Env::new();
     std::env::set_var("SOFTHSM2_CONF", &env.softhsm_conf);
-    let hsm = Hsm::new(
-        HsmSettings {
-            module: hsm_otp::config::DEFAULT_PKCS11_MODULE.into(),
-            token_label: env.token_label.clone(),
-            user_pin: SecretString::new(env.user_pin.clone()),
-            max_sessions: 4,
-            hot_seeds: 1,
-            recycle_after: 100_000, // the default
-        },
-        Arc::new(Metrics::new().unwrap()),
-    );
-    hsm.ensure_keys().unwrap();
+    // An HSM layer on the bench's token with room for `hot_seeds`, recycled as by default.
+    let layer = |hot_seeds| {
+        let hsm = Hsm::new(
+            HsmSettings {
+                module: hsm_otp::config::DEFAULT_PKCS11_MODULE.into(),
+                token_label: env.token_label.clone(),
+                user_pin: SecretString::new(env.user_pin.clone()),
+                max_sessions: 4,
+                hot_seeds,
+                recycle_after: 100_000,
+            },
+            Arc::new(Metrics::new().unwrap()),
+        );
+        hsm.ensure_keys().unwrap();
+        hsm
+    };
+    let hsm = layer(1);
     let seed = SecretBytes::new(vec![0x5a; 20]);
     let other = SecretBytes::new(vec![0xa5; 20]);
     let cases = [
@@ -81,17 +86,7 @@ fn bench(c: &mut Criterion) {
     // A large fleet: 2,048 seeds used in turn with room for 1,024 hot seeds, as at 100,000
     // tokens and more, where no use finds its seed kept. The cache stands down after its
     // second epoch (it kept 1,024 objects before: 65–94 µs a use, against 38 µs since).
-    let full = Hsm::new(
-        HsmSettings {
-            module: hsm_otp::config::DEFAULT_PKCS11_MODULE.into(),
-            token_label: env.token_label.clone(),
-            user_pin: SecretString::new(env.user_pin.clone()),
-            max_sessions: 4,
-            hot_seeds: 1_024,
-            recycle_after: 100_000,
-        },
-        Arc::new(Metrics::new().unwrap()),
-    );
+    let full = layer(1_024);
     let fleet: Vec<_> = (0..2_048_u32)
         .map(|i| {
             let seed = SecretBytes::new([i.to_be_bytes().as_slice(), &[0x3c; 16]].concat());
