@@ -14,9 +14,9 @@
 //! HMAC + destroy: 43–53 µs with one object kept, 65–94 µs with 1,024; at 100,000 tokens,
 //! where about 1 % of uses found their seed kept, the server verified 12–16 % fewer codes with
 //! 1,024 hot seeds than with none). So the cache also notes which seeds a full cache would
-//! hold (their ids only) and, judged over each [`EPOCH`] uses, keeps objects only while at
-//! least half of the uses would find their seed there; otherwise it keeps none and gives
-//! back the objects it holds, a few at each offer, until the uses turn around.
+//! hold (their ids only) and, judged over each [`EPOCH`] uses, stops keeping objects when
+//! fewer than a third of the uses would find their seed there: it keeps none and gives back
+//! the objects it holds, a few at each offer, and starts again once half of the uses would.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -123,7 +123,13 @@ impl<H: Copy> HotSeeds<H> {
         if self.epoch.0 >= EPOCH {
             let (uses, hits) = std::mem::take(&mut self.epoch);
             if self.epochs > 0 {
-                self.keeping = hits.saturating_mul(2) >= uses;
+                // Hysteresis, so that a rate near the line does not flap: keeping stops below
+                // a third, and starts again from a half.
+                self.keeping = if self.keeping {
+                    hits.saturating_mul(3) >= uses
+                } else {
+                    hits.saturating_mul(2) >= uses
+                };
             }
             self.epochs += 1;
         }
@@ -376,6 +382,19 @@ mod tests {
             "the working set is kept"
         );
         assert_eq!(hot.len(), 8);
+    }
+
+    #[test]
+    fn a_rate_between_a_third_and_a_half_changes_nothing() {
+        // Two seeds used again and again, three new ones in between: 40 % would be found.
+        let mixed = |from: u32| (from..from + 2 * EPOCH).map(|i| if i % 5 < 2 { i % 5 } else { i });
+        let mut hot = HotSeeds::new(64);
+        use_each(&mut hot, mixed(100));
+        assert!(hot.keeping(), "a keeping cache goes on keeping");
+        use_each(&mut hot, 1_000_000..1_000_000 + EPOCH);
+        assert!(!hot.keeping(), "stood down");
+        use_each(&mut hot, mixed(2_000_000));
+        assert!(!hot.keeping(), "and stays down until half would be found");
     }
 
     #[test]
