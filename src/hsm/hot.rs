@@ -33,11 +33,10 @@ const SHED_PER_OFFER: usize = 4;
 pub(super) struct HotSeeds<H> {
     capacity: usize,
     entries: HashMap<SeedId, Entry<H>>,
-    /// Last use → seed, oldest first.
-    by_use: BTreeMap<u64, SeedId>,
-    tick: u64,
-    /// The seeds a full cache would hold now.
-    recent: Recent,
+    /// The order in which the kept seeds were last used.
+    order: UseOrder,
+    /// The seeds a full cache would hold now: the last `capacity` distinct seeds used.
+    recent: UseOrder,
     /// This epoch's uses, and how many of them found their seed among the recent ones.
     epoch: (u32, u32),
     /// Epochs judged so far (the first, while the recent seeds fill up, is not).
@@ -46,16 +45,17 @@ pub(super) struct HotSeeds<H> {
     keeping: bool,
 }
 
-/// The last `capacity` distinct seeds used, as ids only.
-struct Recent {
-    capacity: usize,
+/// Seeds in the order of their last use (ids only).
+#[derive(Default)]
+struct UseOrder {
     last_use: HashMap<SeedId, u64>,
+    /// Last use → seed, oldest first.
     by_use: BTreeMap<u64, SeedId>,
     tick: u64,
 }
 
-impl Recent {
-    /// Records a use of `id`; returns whether it was among the recent seeds.
+impl UseOrder {
+    /// Records a use of `id`, now the most recent; returns whether it was there already.
     fn touch(&mut self, id: &SeedId) -> bool {
         self.tick += 1;
         let known = match self.last_use.insert(*id, self.tick) {
@@ -66,7 +66,18 @@ impl Recent {
             None => false,
         };
         self.by_use.insert(self.tick, *id);
-        while self.last_use.len() > self.capacity {
+        known
+    }
+
+    fn remove(&mut self, id: &SeedId) {
+        if let Some(last) = self.last_use.remove(id) {
+            self.by_use.remove(&last);
+        }
+    }
+
+    /// Drops the least recently used seeds beyond `capacity`.
+    fn trim(&mut self, capacity: usize) {
+        while self.last_use.len() > capacity {
             match self.by_use.pop_first() {
                 Some((_, oldest)) => {
                     self.last_use.remove(&oldest);
@@ -74,7 +85,11 @@ impl Recent {
                 None => break,
             }
         }
-        known
+    }
+
+    /// The seeds, least recently used first.
+    fn oldest_first(&self) -> impl Iterator<Item = &SeedId> {
+        self.by_use.values()
     }
 }
 
@@ -82,7 +97,6 @@ struct Entry<H> {
     generation: u64,
     handle: H,
     users: u32,
-    last_use: u64,
     /// Its token is gone: destroyed once the last caller is done.
     doomed: bool,
 }
@@ -92,14 +106,8 @@ impl<H: Copy> HotSeeds<H> {
         Self {
             capacity,
             entries: HashMap::new(),
-            by_use: BTreeMap::new(),
-            tick: 0,
-            recent: Recent {
-                capacity,
-                last_use: HashMap::new(),
-                by_use: BTreeMap::new(),
-                tick: 0,
-            },
+            order: UseOrder::default(),
+            recent: UseOrder::default(),
             epoch: (0, 0),
             epochs: 0,
             keeping: true,
@@ -118,6 +126,7 @@ impl<H: Copy> HotSeeds<H> {
             return;
         }
         let known = self.recent.touch(id);
+        self.recent.trim(self.capacity);
         self.epoch.0 += 1;
         self.epoch.1 += u32::from(known);
         if self.epoch.0 >= EPOCH {
@@ -153,14 +162,11 @@ impl<H: Copy> HotSeeds<H> {
             self.remove(id);
             return None;
         }
-        self.tick += 1;
-        let tick = self.tick;
         let entry = self.entries.get_mut(id)?;
-        self.by_use.remove(&entry.last_use);
-        entry.last_use = tick;
         entry.users += 1;
-        self.by_use.insert(tick, *id);
-        Some(entry.handle)
+        let handle = entry.handle;
+        self.order.touch(id);
+        Some(handle)
     }
 
     /// A caller is done with the object it checked out; `broken`: the HSM no longer knows
@@ -205,26 +211,19 @@ impl<H: Copy> HotSeeds<H> {
         }
         let mut destroy = Vec::new();
         while self.entries.len() >= self.capacity {
-            let idle = self
-                .by_use
-                .values()
-                .find(|id| self.entries.get(*id).is_some_and(|e| e.users == 0))
-                .copied();
-            match idle.and_then(|id| self.remove_entry(&id)) {
-                Some(evicted) if evicted.generation == generation => destroy.push(evicted.handle),
-                Some(_) => {}
-                None => return vec![handle], // every cached seed is in use: keep none more
+            let before = self.entries.len();
+            destroy.extend(self.shed(1, generation));
+            if self.entries.len() == before {
+                return vec![handle]; // every cached seed is in use: keep none more
             }
         }
-        self.tick += 1;
-        self.by_use.insert(self.tick, id);
+        self.order.touch(&id);
         self.entries.insert(
             id,
             Entry {
                 generation,
                 handle,
                 users: 0,
-                last_use: self.tick,
                 doomed: false,
             },
         );
@@ -232,11 +231,12 @@ impl<H: Copy> HotSeeds<H> {
     }
 
     /// Drops up to `n` of the least recently used entries no caller is using; returns their
-    /// objects of this pool generation, to destroy.
+    /// objects of this pool generation, to destroy (an earlier generation's went with its
+    /// sessions).
     fn shed(&mut self, n: usize, generation: u64) -> Vec<H> {
         let idle: Vec<SeedId> = self
-            .by_use
-            .values()
+            .order
+            .oldest_first()
             .filter(|id| self.entries.get(*id).is_some_and(|e| e.users == 0))
             .take(n)
             .copied()
@@ -254,7 +254,7 @@ impl<H: Copy> HotSeeds<H> {
 
     fn remove_entry(&mut self, id: &SeedId) -> Option<Entry<H>> {
         let entry = self.entries.remove(id)?;
-        self.by_use.remove(&entry.last_use);
+        self.order.remove(id);
         Some(entry)
     }
 
