@@ -10,7 +10,10 @@
 //! - `BENCH_PGBENCH`: `0` skips the pgbench comparison (it runs by default);
 //! - `BENCH_GROUP_COMMIT`: `0` runs the server with `group_commit = false`, for comparison.
 //! - `BENCH_RECYCLE_AFTER`, `BENCH_HOT_SEEDS`: the server's `hsm_recycle_after` and
-//!   `hot_seeds` (its defaults unless set).
+//!   `hot_seeds` (its defaults unless set);
+//! - `BENCH_TARGET`: `token` (default) verifies by token id (`POST /v1/tokens/{id}/verify`);
+//!   `user` by user id (`POST /v1/users/{user}/verify`, the form the wire-compatible APIs
+//!   use: the user's tokens and open challenges are read, then tried).
 //!
 //! Each connection drives its own share of the fleet, a token chosen at random per request:
 //! the accept phase sends each token's next code (a counter advance and an audit row), the
@@ -74,11 +77,44 @@ struct Phase {
     first_errors: Vec<String>,
 }
 
+/// What a request names: the token by its id, or its user (`u{n}`, one token each).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Token,
+    User,
+}
+
+impl Target {
+    fn from_env() -> Self {
+        match std::env::var("BENCH_TARGET").as_deref() {
+            Err(_) | Ok("token") => Self::Token,
+            Ok("user") => Self::User,
+            Ok(other) => panic!("BENCH_TARGET: `token` or `user`, not `{other}`"),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::User => "user",
+        }
+    }
+
+    /// The verification path of token `n` (id `id`).
+    fn path(self, n: usize, id: &str) -> String {
+        match self {
+            Self::Token => format!("/v1/tokens/{id}/verify"),
+            Self::User => format!("/v1/users/u{n}/verify"),
+        }
+    }
+}
+
 /// One phase: `concurrency` connections for `seconds`; connection `w` owns tokens
 /// `w, w + concurrency, ...` and keeps their counters.
 async fn phase(
     api: &helpers::app::Api,
     ids: &std::sync::Arc<Vec<String>>,
+    target: Target,
     concurrency: usize,
     accept: bool,
     seconds: u64,
@@ -109,10 +145,7 @@ async fn phase(
                 let code = hotp(&seed(n), Algorithm::Sha1, c, 6);
                 let t = Instant::now();
                 let (status, v) = api
-                    .post(
-                        &format!("/v1/tokens/{}/verify", ids[n]),
-                        json!({"otp": code}),
-                    )
+                    .post(&target.path(n, &ids[n]), json!({"otp": code}))
                     .await;
                 out.latencies.push(t.elapsed());
                 let want = if accept { "accept" } else { "reject" };
@@ -307,6 +340,8 @@ fn main() {
         })
         .collect();
     let with_pgbench = setting("BENCH_PGBENCH", 1) == 1;
+    let target = Target::from_env();
+    let by = target.as_str();
     let group_commit = if setting("BENCH_GROUP_COMMIT", 1) == 1 {
         "true"
     } else {
@@ -316,6 +351,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    println!("verifications by {by}");
     println!(
         "{:<8} {:>8} {:>9} {:<7} {:>10} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>9} {:>9}",
         "mode",
@@ -357,7 +393,7 @@ fn main() {
             let mut phases = Vec::new();
             for accept in [true, false] {
                 let before = rt.block_on(commits(&server));
-                let result = rt.block_on(phase(&api, &ids, concurrency, accept, seconds));
+                let result = rt.block_on(phase(&api, &ids, target, concurrency, accept, seconds));
                 let after = rt.block_on(commits(&server));
                 let per_commit = (after.0 - before.0) / (after.1 - before.1).max(1.0);
                 phases.push((accept, result, rss_mb(server.pid()), per_commit));
@@ -393,7 +429,7 @@ fn main() {
                 }
                 println!(
                     "{}",
-                    json!({"mode": mode, "tokens": size, "group_commit": group_commit, "enrol_per_second": enrol_rate,
+                    json!({"mode": mode, "target": by, "tokens": size, "group_commit": group_commit, "enrol_per_second": enrol_rate,
                            "path": path, "connections": concurrency,
                            "verifies_per_second": rate, "p50_ms": p50, "p95_ms": p95,
                            "p99_ms": p99, "errors": p.errors, "chance_matches": p.chance_matches, "requests": p.latencies.len(),
