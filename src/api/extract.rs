@@ -86,13 +86,24 @@ pub async fn authenticate(
     credential: Option<OwnedCredential>,
 ) -> Result<Caller, Error> {
     let services = services(req)?;
-    let unverified = Unverified::new(req, credential);
-    run(move || unverified.check(&services)).await
+    Unverified::new(req, credential)
+        .authenticate(&services)
+        .await
+}
+
+/// Runs a verification as a task of its own on this worker: once its code is checked, it is
+/// settled, audited and counted even if the client goes away before the answer.
+pub async fn settled<R: 'static>(
+    verification: impl Future<Output = Result<R, Error>> + 'static,
+) -> Result<R, Error> {
+    actix_web::rt::spawn(verification.instrument(tracing::Span::current()))
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("verification task failed".into())))
 }
 
 /// A caller whose credential has been read from the request but not yet checked, for a
-/// handler that checks it in the same blocking task as its use case: one trip to the blocking
-/// pool instead of two (the verification endpoints).
+/// handler that checks it before it looks at the rest of the request (the verification
+/// endpoints).
 #[derive(Debug)]
 pub struct Unverified {
     credential: Option<OwnedCredential>,
@@ -114,39 +125,27 @@ impl Unverified {
         }
     }
 
-    /// Authenticates the caller, then runs `f` with the request's `parts` (path, body), all in
-    /// one blocking task. If the parts could not be extracted, their error is the answer — but
-    /// only once the caller is authenticated: a caller with a wrong key hears 401 whatever
-    /// its request looks like, and learns nothing about it.
-    pub async fn run_with<P, R>(
-        self,
-        services: web::Data<Services>,
-        parts: Result<P, actix_web::Error>,
-        f: impl FnOnce(&Services, &Caller, P) -> Result<R, Error> + Send + 'static,
-    ) -> actix_web::Result<R>
-    where
-        P: Send + 'static,
-        R: Send + 'static,
-    {
-        let parts = match parts {
-            Ok(parts) => parts,
-            Err(refusal) => {
-                blocking(move || self.check(&services)).await?;
-                return Err(refusal);
-            }
-        };
-        Ok(blocking(move || {
-            let caller = self.check(&services)?;
-            f(&services, &caller, parts)
-        })
-        .await?)
+    /// Authenticates the caller: a channel key alone (the native API) from this task, its
+    /// channel read grouped and awaited without a blocking thread; any other credential on
+    /// the blocking pool.
+    pub async fn authenticate(self, services: &web::Data<Services>) -> Result<Caller, Error> {
+        if let Some(OwnedCredential::Key(key)) = &self.credential {
+            let (fingerprint, peer) = (self.fingerprint.as_deref(), self.peer);
+            let channel = services
+                .authenticate_key(key.expose(), fingerprint, peer)
+                .await?;
+            return Ok(self.caller(channel));
+        }
+        let services = services.clone();
+        run(move || self.check(&services)).await
     }
 
     /// For a request that names a token (its `Uuid` in the parts): authenticates the caller
     /// by its channel key and reads the token with the caller's channel, in one grouped
-    /// statement awaited on this task (no blocking thread: the verification endpoint). As
-    /// with [`Self::run_with`], a refused extraction or a missing token is answered only to
-    /// an authenticated caller.
+    /// statement awaited on this task (no blocking thread: the verification endpoint). A
+    /// refused extraction or a missing token is answered only to an authenticated caller: a
+    /// caller with a wrong key hears 401 whatever its request looks like, and learns nothing
+    /// about it.
     pub async fn naming_token<P>(
         self,
         services: &Services,
@@ -167,9 +166,9 @@ impl Unverified {
         Ok((self.caller(channel), token, parts))
     }
 
-    /// Checks the credential, the client certificate and the source address (promise 6):
-    /// blocking, like every use case.
-    pub fn check(self, services: &Services) -> Result<Caller, Error> {
+    /// Checks the credential, the client certificate and the source address (promise 6), on
+    /// a blocking thread.
+    fn check(self, services: &Services) -> Result<Caller, Error> {
         let credential = self.credential.as_ref().map(OwnedCredential::borrowed);
         let channel = services.authenticate(credential, self.fingerprint.as_deref(), self.peer)?;
         Ok(self.caller(channel))

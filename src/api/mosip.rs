@@ -16,7 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::extract::{authenticate, run, services, OwnedCredential};
+use super::extract::{authenticate, run, services, settled, OwnedCredential};
 use crate::domain::SecretString;
 use crate::service::{
     Caller, ChallengeRequest, Delivery, Error, KeyedCode, Missing, Services, Verdict,
@@ -340,8 +340,8 @@ async fn user_id_otp(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         );
     };
     let verifier = svc.clone();
-    let outcome = run(move || {
-        let verdict = verifier.verify_user(&caller, &user, otp.expose())?;
+    let outcome = settled(async move {
+        let verdict = verifier.verify_user(&caller, &user, otp.expose()).await?;
         if verdict != Verdict::Accept {
             return Ok(Err(verdict));
         }

@@ -330,18 +330,24 @@ impl Services {
     }
 
     /// Uses a challenge whose code matched: the conditional update decides (single use).
-    pub(super) fn use_challenge(
+    fn use_challenge(&self, caller: &Caller, row: &ChallengeRow) -> Result<Verdict, Error> {
+        let entry = challenge_audit(caller, row, "challenge.verify", "accept");
+        Ok(use_verdict(self.store.use_challenge(
+            row.id,
+            self.now(),
+            entry,
+        )?))
+    }
+
+    /// [`Self::use_challenge`] from an async task.
+    pub(super) async fn use_challenge_async(
         &self,
         caller: &Caller,
         row: &ChallengeRow,
     ) -> Result<Verdict, Error> {
         let entry = challenge_audit(caller, row, "challenge.verify", "accept");
-        Ok(match self.store.use_challenge(row.id, self.now(), entry)? {
-            Settled::Used => Verdict::Accept,
-            Settled::AlreadyUsed => Verdict::Used,
-            Settled::Locked => Verdict::Locked,
-            Settled::Expired => Verdict::Expired,
-        })
+        let settled = self.store.use_challenge_async(row.id, self.now(), entry);
+        Ok(use_verdict(settled.await?))
     }
 
     /// Whether `otp` is the code of `row` (HSM MAC, constant-time comparison).
@@ -353,24 +359,26 @@ impl Services {
         Ok(mac.ct_eq(&row.code_mac).into())
     }
 
-    /// Counts a wrong code on a challenge (locking it at the limit).
-    pub(super) fn fail_challenge(
-        &self,
-        caller: &Caller,
-        row: &ChallengeRow,
-    ) -> Result<bool, Error> {
-        self.fail_challenge_within(caller, row, self.challenge_policy.max_failures)
-    }
-
+    /// Counts a wrong code on a challenge, locking it at `max_failures`; whether it is locked.
     fn fail_challenge_within(
         &self,
         caller: &Caller,
         row: &ChallengeRow,
         max_failures: u32,
     ) -> Result<bool, Error> {
-        let max = i32::try_from(max_failures).unwrap_or(i32::MAX);
-        let entry = challenge_audit(caller, row, "challenge.verify", "reject");
+        let (max, entry) = challenge_failure(caller, row, max_failures);
         Ok(self.store.fail_challenge(row.id, max, &entry)?)
+    }
+
+    /// Counts a wrong code on a challenge from an async task, locking it at the channel
+    /// surfaces' limit.
+    pub(super) async fn fail_challenge_async(
+        &self,
+        caller: &Caller,
+        row: &ChallengeRow,
+    ) -> Result<bool, Error> {
+        let (max, entry) = challenge_failure(caller, row, self.challenge_policy.max_failures);
+        Ok(self.store.fail_challenge_async(row.id, max, &entry).await?)
     }
 
     fn count_challenge(&self, verdict: Verdict) {
@@ -475,6 +483,25 @@ fn shown(row: ChallengeRow, now: DateTime<Utc>) -> Challenge {
         delivery_status: row.delivery_status,
         created_at: row.created_at,
     }
+}
+
+/// The verdict of a challenge whose code matched, from its conditional update.
+fn use_verdict(settled: Settled) -> Verdict {
+    match settled {
+        Settled::Used => Verdict::Accept,
+        Settled::AlreadyUsed => Verdict::Used,
+        Settled::Locked => Verdict::Locked,
+        Settled::Expired => Verdict::Expired,
+    }
+}
+
+/// A wrong code counted on a challenge: the failure limit and the audit row.
+fn challenge_failure(caller: &Caller, row: &ChallengeRow, max_failures: u32) -> (i32, AuditEntry) {
+    let max = i32::try_from(max_failures).unwrap_or(i32::MAX);
+    (
+        max,
+        challenge_audit(caller, row, "challenge.verify", "reject"),
+    )
 }
 
 fn challenge_audit(caller: &Caller, row: &ChallengeRow, action: &str, result: &str) -> AuditEntry {

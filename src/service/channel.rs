@@ -162,10 +162,32 @@ impl Services {
         peer: Option<IpAddr>,
         id: Uuid,
     ) -> Result<(Channel, Result<Token, Error>), Error> {
-        let mac = self.key_mac(key)?;
-        let found_rows = self.store.channel_by_key_mac_async(&mac, Some(id)).await?;
-        let (row, token) = known_key(found_rows, &mac)?;
+        let (row, token) = self.channel_of_key_async(key, Some(id)).await?;
         Ok((admit(row, cert_sha256, peer)?, found(token)))
+    }
+
+    /// Authenticates the caller by its channel key alone (the native API) as
+    /// [`Self::authenticate`] does, from an async task: the key's MAC is computed here, in
+    /// the HSM, and the grouped channel read is awaited without a blocking thread.
+    pub async fn authenticate_key(
+        &self,
+        key: &str,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Channel, Error> {
+        let (row, _) = self.channel_of_key_async(key, None).await?;
+        admit(row, cert_sha256, peer)
+    }
+
+    /// The channel of `key` and, if `token` is given, that token if it is the channel's.
+    async fn channel_of_key_async(
+        &self,
+        key: &str,
+        token: Option<Uuid>,
+    ) -> Result<(ChannelRow, Option<TokenRow>), Error> {
+        let mac = self.key_mac(key)?;
+        let found_rows = self.store.channel_by_key_mac_async(&mac, token).await?;
+        known_key(found_rows, &mac)
     }
 
     /// The channel of `key`.

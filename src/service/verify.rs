@@ -49,7 +49,6 @@ impl Services {
     /// Verifies `otp` against `token` of the caller's channel (read with the caller's
     /// channel: see [`Services::authenticate_key_naming`]), from an async task: the window is
     /// searched here, in the HSM, and the group commit is awaited without a blocking thread.
-    /// The same steps as [`Self::verify_user`] for one token.
     pub async fn verify_token(
         &self,
         caller: &Caller,
@@ -57,68 +56,58 @@ impl Services {
         otp: &str,
     ) -> Result<Verdict, Error> {
         let otp = parse_for(otp, &token)?;
-        let verdict = if token.locked {
-            let entry = audit(caller, Some(&token), "verify", "locked");
-            self.store.append_audit_async(&entry).await?;
-            Verdict::Locked
-        } else {
-            match self.find(&token, &otp)? {
-                Match::Fresh(factor) => {
-                    let entry = audit(caller, Some(&token), "verify", "accept");
-                    let factor = as_i64(factor)?;
-                    let advance = self.store.advance_async(token.id, factor, None, entry);
-                    verdict_of(advance.await?)
-                }
-                Match::Used(factor) => {
-                    let entry = replay(caller, &token, factor)?;
-                    self.store.append_audit_async(&entry).await?;
-                    Verdict::Replay
-                }
-                Match::Miss => {
-                    let (ids, max, entry) =
-                        self.failure(caller, std::slice::from_ref(&token), "verify");
-                    let outcomes = self.store.record_failures_async(&ids, max, &entry).await?;
-                    failure_verdict(&outcomes)
-                }
-            }
-        };
+        let verdict = self
+            .verify_candidates(caller, std::slice::from_ref(&token), &[], &otp)
+            .await?;
         self.count(verdict, "token");
         Ok(verdict)
     }
 
     /// Verifies `otp` against every token of `user` in the caller's channel; the first token
-    /// it matches decides.
-    /// The user's open challenges count too: their codes are accepted once, like a token's.
-    pub fn verify_user(&self, caller: &Caller, user: &str, otp: &str) -> Result<Verdict, Error> {
-        let tokens = self.user_tokens(caller, user)?;
-        let challenges = self
+    /// it matches decides. The user's open challenges count too: their codes are accepted
+    /// once, like a token's. From an async task, like [`Self::verify_token`]: the user's
+    /// tokens and challenges are read together with other verifications' (one grouped read).
+    pub async fn verify_user(
+        &self,
+        caller: &Caller,
+        user: &str,
+        otp: &str,
+    ) -> Result<Verdict, Error> {
+        let found = self
             .store
-            .open_user_challenges(caller.channel.id, user, self.now())?;
-        if tokens.is_empty() && challenges.is_empty() {
+            .user_candidates_async(caller.channel.id, user, self.now());
+        let found = found.await?;
+        if found.is_empty() {
             // A directory user with nothing open (say, their code was just used) is a reject;
             // only a user unknown to the channel is not found.
-            if self.store.user(caller.channel.id, user)?.is_none() {
+            if !found.in_directory {
                 return Err(Error::NotFound(Missing::User));
             }
             let mut entry = audit(caller, None, "verify", "reject");
             entry.user_id = Some(user.to_owned());
-            self.store.append_audit(&entry)?;
+            self.store.append_audit_async(&entry).await?;
             self.count(Verdict::Reject, "user");
             return Ok(Verdict::Reject);
         }
         let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
-        let tokens: Vec<Token> = tokens
-            .into_iter()
-            .filter(|t| otp.has_digits(t.digits))
-            .collect();
-        let challenges: Vec<ChallengeRow> = challenges
+        let mut tokens = Vec::with_capacity(found.tokens.len());
+        for row in found.tokens {
+            let token = Token::try_from(row)?;
+            if otp.has_digits(token.digits) {
+                tokens.push(token);
+            }
+        }
+        let challenges: Vec<ChallengeRow> = found
+            .challenges
             .into_iter()
             .filter(|c| usize::try_from(c.digits).is_ok_and(|d| d == otp.len()))
             .collect();
         if tokens.is_empty() && challenges.is_empty() {
             return Err(Error::InvalidOtp);
         }
-        let verdict = self.verify_candidates(caller, &tokens, &challenges, &otp)?;
+        let verdict = self
+            .verify_candidates(caller, &tokens, &challenges, &otp)
+            .await?;
         self.count(verdict, "user");
         Ok(verdict)
     }
@@ -172,14 +161,10 @@ impl Services {
         )
     }
 
-    fn user_tokens(&self, caller: &Caller, user: &str) -> Result<Vec<Token>, Error> {
-        let rows = self.store.user_tokens(caller.channel.id, user)?;
-        rows.into_iter().map(Token::try_from).collect()
-    }
-
     /// Tries `otp` on each unlocked token, then on each open challenge; settles the first
-    /// match, or counts a failure on every token and on the newest challenge.
-    fn verify_candidates(
+    /// match, or counts a failure on every token and on the newest challenge. Each outcome is
+    /// awaited from the group commit.
+    async fn verify_candidates(
         &self,
         caller: &Caller,
         candidates: &[Token],
@@ -189,8 +174,8 @@ impl Services {
         let open: Vec<&Token> = candidates.iter().filter(|t| !t.locked).collect();
         if open.is_empty() && challenges.is_empty() {
             for token in candidates {
-                self.store
-                    .append_audit(&audit(caller, Some(token), "verify", "locked"))?;
+                let entry = audit(caller, Some(token), "verify", "locked");
+                self.store.append_audit_async(&entry).await?;
             }
             return Ok(Verdict::Locked);
         }
@@ -198,11 +183,13 @@ impl Services {
             match self.find(token, otp)? {
                 Match::Fresh(factor) => {
                     let entry = audit(caller, Some(token), "verify", "accept");
-                    let advance = self.store.advance(token.id, as_i64(factor)?, None, entry)?;
-                    return Ok(verdict_of(advance));
+                    let factor = as_i64(factor)?;
+                    let advance = self.store.advance_async(token.id, factor, None, entry);
+                    return Ok(verdict_of(advance.await?));
                 }
                 Match::Used(factor) => {
-                    self.store.append_audit(&replay(caller, token, factor)?)?;
+                    let entry = replay(caller, token, factor)?;
+                    self.store.append_audit_async(&entry).await?;
                     return Ok(Verdict::Replay);
                 }
                 Match::Miss => {}
@@ -210,17 +197,18 @@ impl Services {
         }
         for challenge in challenges {
             if self.challenge_matches(challenge, otp)? {
-                return self.use_challenge(caller, challenge);
+                return self.use_challenge_async(caller, challenge).await;
             }
         }
         let open: Vec<Token> = open.into_iter().cloned().collect();
         let outcomes = if open.is_empty() {
             Vec::new()
         } else {
-            self.fail(caller, &open, "verify")?
+            let (ids, max, entry) = self.failure(caller, &open, "verify");
+            self.store.record_failures_async(&ids, max, &entry).await?
         };
         if let Some(newest) = challenges.first() {
-            self.fail_challenge(caller, newest)?;
+            self.fail_challenge_async(caller, newest).await?;
         }
         Ok(if challenges.is_empty() {
             failure_verdict(&outcomes)

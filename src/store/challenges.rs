@@ -7,6 +7,7 @@ use diesel::sql_types::Text;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use super::commit::{mismatch, Op, Outcome};
 use super::schema::{challenges, channels, outbox};
 use super::{Store, StoreError};
 
@@ -203,97 +204,121 @@ impl Store {
         })
     }
 
-    /// The open, unexpired challenges of `user` in `channel_id`, newest first.
-    pub fn open_user_challenges(
-        &self,
-        channel_id: Uuid,
-        user: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.run("challenge_by_user", |c| {
-            Ok(challenges::table
-                .filter(challenges::channel_id.eq(channel_id))
-                .filter(challenges::user_id.eq(user))
-                .filter(challenges::state.eq("open"))
-                .filter(challenges::expires_at.gt(now))
-                .order(challenges::created_at.desc())
-                .limit(10)
-                .select(ChallengeRow::as_select())
-                .load(c)?)
-        })
-    }
-
     /// Marks the challenge used if it is open and unexpired at `now`; the row count decides,
-    /// so a code is accepted once however many requests race. Records `entry` with the result.
+    /// so a code is accepted once however many requests race. Records `entry` with the result,
+    /// in the same transaction: a group commit with whatever other verifications are ready,
+    /// answered only once it has committed.
     pub fn use_challenge(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
-        mut entry: AuditEntry,
+        entry: AuditEntry,
     ) -> Result<Settled, StoreError> {
-        self.transaction("challenge_use", |c| {
-            let n = diesel::update(
-                challenges::table
-                    .filter(challenges::id.eq(id))
-                    .filter(challenges::state.eq("open"))
-                    .filter(challenges::expires_at.gt(now)),
-            )
-            .set(challenges::state.eq("used"))
-            .execute(c)?;
-            let settled = if n == 1 {
-                Settled::Used
-            } else {
-                let (state, expires_at): (String, DateTime<Utc>) = challenges::table
-                    .find(id)
-                    .select((challenges::state, challenges::expires_at))
-                    .first(c)?;
-                match state.as_str() {
-                    "used" => Settled::AlreadyUsed,
-                    "locked" => Settled::Locked,
-                    _ if expires_at <= now => Settled::Expired,
-                    _ => Settled::AlreadyUsed,
-                }
-            };
-            if settled != Settled::Used {
-                entry.result = settled.as_str().to_owned();
-            }
-            audit::append(c, &entry)?;
-            Ok(settled)
-        })
+        used(self.submit(Op::UseChallenge { id, now, entry }))
+    }
+
+    /// [`Self::use_challenge`] for an async task.
+    pub async fn use_challenge_async(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        entry: AuditEntry,
+    ) -> Result<Settled, StoreError> {
+        used(self.submit_async(Op::UseChallenge { id, now, entry }).await)
     }
 
     /// Counts a wrong code; locks the challenge at `max_failures`. Returns whether it is now
-    /// locked (or already was).
+    /// locked (or already was). Committed with the next group, with `entry`.
     pub fn fail_challenge(
         &self,
         id: Uuid,
         max_failures: i32,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        self.transaction("challenge_failure", |c| {
-            let count: Option<i32> = diesel::update(
-                challenges::table
-                    .filter(challenges::id.eq(id))
-                    .filter(challenges::state.eq("open")),
-            )
-            .set(challenges::failure_count.eq(challenges::failure_count + 1))
-            .returning(challenges::failure_count)
-            .get_result(c)
-            .optional()?;
-            let locked = match count {
-                None => true,
-                Some(n) if n >= max_failures => {
-                    diesel::update(challenges::table.find(id))
-                        .set(challenges::state.eq("locked"))
-                        .execute(c)?;
-                    true
-                }
-                Some(_) => false,
-            };
-            audit::append(c, entry)?;
-            Ok(locked)
-        })
+        failed(self.submit(fail(id, max_failures, entry)))
     }
+
+    /// [`Self::fail_challenge`] for an async task.
+    pub async fn fail_challenge_async(
+        &self,
+        id: Uuid,
+        max_failures: i32,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        failed(self.submit_async(fail(id, max_failures, entry)).await)
+    }
+}
+
+fn fail(id: Uuid, max_failures: i32, entry: &AuditEntry) -> Op {
+    Op::FailChallenge {
+        id,
+        max_failures,
+        entry: entry.clone(),
+    }
+}
+
+fn used(settled: Result<Outcome, StoreError>) -> Result<Settled, StoreError> {
+    match settled? {
+        Outcome::ChallengeUse(s) => Ok(s),
+        _ => Err(mismatch()),
+    }
+}
+
+fn failed(settled: Result<Outcome, StoreError>) -> Result<bool, StoreError> {
+    match settled? {
+        Outcome::ChallengeFailure(locked) => Ok(locked),
+        _ => Err(mismatch()),
+    }
+}
+
+/// Marks the challenge `id` used if it is open and unexpired at `now` (part of a group
+/// commit's transaction); the row count decides.
+pub(super) fn use_one(c: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> QueryResult<Settled> {
+    let n = diesel::update(
+        challenges::table
+            .filter(challenges::id.eq(id))
+            .filter(challenges::state.eq("open"))
+            .filter(challenges::expires_at.gt(now)),
+    )
+    .set(challenges::state.eq("used"))
+    .execute(c)?;
+    if n == 1 {
+        return Ok(Settled::Used);
+    }
+    let (state, expires_at): (String, DateTime<Utc>) = challenges::table
+        .find(id)
+        .select((challenges::state, challenges::expires_at))
+        .first(c)?;
+    Ok(match state.as_str() {
+        "used" => Settled::AlreadyUsed,
+        "locked" => Settled::Locked,
+        _ if expires_at <= now => Settled::Expired,
+        _ => Settled::AlreadyUsed,
+    })
+}
+
+/// Counts a wrong code on the challenge `id` (part of a group commit's transaction); locks it
+/// at `max_failures`. Whether it is now locked, or was not open.
+pub(super) fn fail_one(c: &mut PgConnection, id: Uuid, max_failures: i32) -> QueryResult<bool> {
+    let count: Option<i32> = diesel::update(
+        challenges::table
+            .filter(challenges::id.eq(id))
+            .filter(challenges::state.eq("open")),
+    )
+    .set(challenges::failure_count.eq(challenges::failure_count + 1))
+    .returning(challenges::failure_count)
+    .get_result(c)
+    .optional()?;
+    Ok(match count {
+        None => true,
+        Some(n) if n >= max_failures => {
+            diesel::update(challenges::table.find(id))
+                .set(challenges::state.eq("locked"))
+                .execute(c)?;
+            true
+        }
+        Some(_) => false,
+    })
 }
 
 impl Settled {

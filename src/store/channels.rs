@@ -119,7 +119,7 @@ impl Statement for ChannelsAndTokens {
 impl Job for ChannelRead {
     type Output = (Option<ChannelRow>, Option<TokenRow>);
 
-    fn tokens(&self) -> &[Uuid] {
+    fn rows(&self) -> &[Uuid] {
         &[] // a read changes nothing
     }
 

@@ -11,12 +11,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Untyped};
 use uuid::Uuid;
 
 use super::audit::AuditEntry;
 use super::batch::{Batch, Statement};
+use super::challenges::{fail_one, use_one, Settled as ChallengeSettled};
 use super::group::Job;
 use super::schema::tokens;
 use super::{Advance, Failure, Store, StoreError};
@@ -40,6 +42,18 @@ pub(super) enum Op {
         max_failures: i32,
         entry: AuditEntry,
     },
+    /// Mark the challenge used if it is open and unexpired at `now` (single use).
+    UseChallenge {
+        id: Uuid,
+        now: DateTime<Utc>,
+        entry: AuditEntry,
+    },
+    /// Count one wrong code on the challenge; lock it at `max_failures`.
+    FailChallenge {
+        id: Uuid,
+        max_failures: i32,
+        entry: AuditEntry,
+    },
     /// Only an audit row (a verification that changed no state).
     Audit(AuditEntry),
 }
@@ -49,23 +63,29 @@ pub(super) enum Op {
 pub(super) enum Outcome {
     Advance(Advance),
     Failures(Vec<Failure>),
+    ChallengeUse(ChallengeSettled),
+    /// Whether the challenge is now locked.
+    ChallengeFailure(bool),
     Audit,
 }
 
-type Settled = Result<Outcome, StoreError>;
+type Settlement = Result<Outcome, StoreError>;
 
 impl Job for Op {
     type Output = Outcome;
 
-    fn tokens(&self) -> &[Uuid] {
+    fn rows(&self) -> &[Uuid] {
         match self {
             Self::Advance { token_id, .. } => std::slice::from_ref(token_id),
             Self::Failures { token_ids, .. } => token_ids,
+            Self::UseChallenge { id, .. } | Self::FailChallenge { id, .. } => {
+                std::slice::from_ref(id)
+            }
             Self::Audit(_) => &[],
         }
     }
 
-    fn run(store: &Store, ops: &[&Self]) -> Vec<Settled> {
+    fn run(store: &Store, ops: &[&Self]) -> Vec<Settlement> {
         store.settle(ops)
     }
 }
@@ -73,7 +93,7 @@ impl Job for Op {
 impl Store {
     /// Commits `ops` in one transaction; on a failure other than a lost database, each on
     /// its own.
-    fn settle(&self, ops: &[&Op]) -> Vec<Settled> {
+    fn settle(&self, ops: &[&Op]) -> Vec<Settlement> {
         self.metrics.commit_batch_size.observe(ops.len() as f64);
         match self.transaction("settle_batch", |c| settle(c, ops)) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
@@ -92,14 +112,19 @@ impl Store {
     }
 
     /// Queues `op` for the next group commit and waits until it has committed.
-    pub(super) fn submit(&self, op: Op) -> Settled {
+    pub(super) fn submit(&self, op: Op) -> Settlement {
         self.commits.submit(self, op)
     }
 
     /// [`Self::submit`] for an async task: awaits the commit without a blocking thread.
-    pub(super) async fn submit_async(&self, op: Op) -> Settled {
+    pub(super) async fn submit_async(&self, op: Op) -> Settlement {
         self.commits.submit_async(self, op).await
     }
+}
+
+/// The answer of a group commit that settled an operation of another kind than its caller's.
+pub(super) fn mismatch() -> StoreError {
+    StoreError::Internal("group commit answered another operation".into())
 }
 
 #[derive(QueryableByName)]
@@ -163,11 +188,13 @@ struct ToCount {
     max_failures: i32,
 }
 
-/// The batch's statements, in one transaction: advances, failures, then every audit row.
+/// The batch's statements, in one transaction: advances, failures, challenges, then every
+/// audit row.
 fn settle(c: &mut PgConnection, ops: &[&Op]) -> QueryResult<Vec<Outcome>> {
     let mut audit = Vec::new();
     let advances = settle_advances(c, ops, &mut audit)?;
     let failures = settle_failures(c, ops, &mut audit)?;
+    let mut challenges = settle_challenges(c, ops, &mut audit)?;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         outcomes.push(match op {
@@ -183,6 +210,9 @@ fn settle(c: &mut PgConnection, ops: &[&Op]) -> QueryResult<Vec<Outcome>> {
                     .map(|id| failures.get(id).copied().unwrap_or(Failure::Locked))
                     .collect(),
             ),
+            Op::UseChallenge { id, .. } | Op::FailChallenge { id, .. } => challenges
+                .remove(id)
+                .ok_or(diesel::result::Error::NotFound)?,
             Op::Audit(entry) => {
                 audit.push(entry.clone());
                 Outcome::Audit
@@ -262,6 +292,46 @@ fn settle_advances(
         entry.moving_factor = Some(factor);
         audit.push(entry);
         settled.insert(id, outcome);
+    }
+    Ok(settled)
+}
+
+/// Each challenge's use or failure, one statement each, in the order of their ids (one lock
+/// order for every batch, whichever process runs it). Ids are distinct within a batch.
+fn settle_challenges(
+    c: &mut PgConnection,
+    ops: &[&Op],
+    audit: &mut Vec<AuditEntry>,
+) -> QueryResult<HashMap<Uuid, Outcome>> {
+    let mut ops: Vec<&Op> = ops
+        .iter()
+        .copied()
+        .filter(|op| matches!(op, Op::UseChallenge { .. } | Op::FailChallenge { .. }))
+        .collect();
+    ops.sort_by_key(|op| op.rows().first().copied());
+    let mut settled = HashMap::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::UseChallenge { id, now, entry } => {
+                let outcome = use_one(c, *id, *now)?;
+                let mut entry = entry.clone();
+                if outcome != ChallengeSettled::Used {
+                    entry.result = outcome.as_str().to_owned();
+                }
+                audit.push(entry);
+                settled.insert(*id, Outcome::ChallengeUse(outcome));
+            }
+            Op::FailChallenge {
+                id,
+                max_failures,
+                entry,
+            } => {
+                let locked = fail_one(c, *id, *max_failures)?;
+                audit.push(entry.clone());
+                settled.insert(*id, Outcome::ChallengeFailure(locked));
+            }
+            _ => {}
+        }
     }
     Ok(settled)
 }

@@ -25,9 +25,9 @@ pub(super) const MAX_BATCH: usize = 256;
 pub(super) trait Job: Sized + Send + 'static {
     /// What one job gives back.
     type Output: Send + 'static;
-    /// The tokens this job changes: a batch never holds two jobs that change one token, so
-    /// each sees the state the previous batch left.
-    fn tokens(&self) -> &[Uuid];
+    /// The rows (tokens, challenges) this job changes, by id: a batch never holds two jobs
+    /// that change one row, so each sees the state the previous batch left.
+    fn rows(&self) -> &[Uuid];
     /// Does a batch: one result per job, in order.
     fn run(store: &Store, jobs: &[&Self]) -> Vec<Result<Self::Output, StoreError>>;
 }
@@ -189,16 +189,16 @@ fn abandoned() -> StoreError {
     StoreError::Internal("batch abandoned".into())
 }
 
-/// Takes, in arrival order, up to [`MAX_BATCH`] queued jobs that change distinct tokens; the
+/// Takes, in arrival order, up to [`MAX_BATCH`] queued jobs that change distinct rows; the
 /// others stay queued for the next batch.
 pub(super) fn take_batch<R, J: Job>(queued: &mut Vec<(R, J)>) -> Vec<(R, J)> {
     let mut touched = HashSet::new();
     let mut batch = Vec::new();
     let mut rest = Vec::new();
     for (id, job) in queued.drain(..) {
-        let free = job.tokens().iter().all(|t| !touched.contains(t));
+        let free = job.rows().iter().all(|t| !touched.contains(t));
         if batch.len() < MAX_BATCH && free {
-            touched.extend(job.tokens().iter().copied());
+            touched.extend(job.rows().iter().copied());
             batch.push((id, job));
         } else {
             rest.push((id, job));
@@ -243,7 +243,7 @@ mod tests {
     impl Job for Double {
         type Output = u64;
 
-        fn tokens(&self) -> &[Uuid] {
+        fn rows(&self) -> &[Uuid] {
             &[]
         }
 
@@ -320,7 +320,7 @@ mod tests {
     impl Job for Triple {
         type Output = u64;
 
-        fn tokens(&self) -> &[Uuid] {
+        fn rows(&self) -> &[Uuid] {
             &[]
         }
 

@@ -1,12 +1,15 @@
 //! PostgreSQL through diesel: the only module that imports `diesel` and the only SQL.
 //!
-//! Operations are blocking and are called from the blocking thread pool. Races between
+//! Operations are blocking and are called from the blocking thread pool, except the grouped
+//! ones a verification uses (channel, token and user reads, and the group commit: see
+//! `group`), which an async task can also await without a thread of its own. Races between
 //! requests and between server processes are settled here, by PostgreSQL: each verification
 //! outcome is one transaction whose conditional `UPDATE` decides it by its row count, together
 //! with the audit row that records it (promises 4, 5 and 7).
 
 mod audit;
 mod batch;
+mod candidates;
 mod challenges;
 mod channels;
 mod commit;
@@ -19,6 +22,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditEntry;
+pub use candidates::{Candidates, OPEN_CHALLENGES_TRIED};
 pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
 pub use channels::{ChannelRow, NewChannel};
 pub use outbox::{Attempt, OutboxRow};
@@ -72,6 +76,7 @@ pub struct Store {
     commits: Arc<group::Group<commit::Op>>,
     reads: Arc<group::Group<tokens::TokenRead>>,
     channel_reads: Arc<group::Group<channels::ChannelRead>>,
+    user_reads: Arc<group::Group<candidates::UserRead>>,
     group_commit: bool,
     /// Shared with the pool's manager: failed operations so far.
     failures: Arc<AtomicU64>,
@@ -108,6 +113,7 @@ impl Store {
             commits: Arc::new(group::Group::default()),
             reads: Arc::new(group::Group::default()),
             channel_reads: Arc::new(group::Group::default()),
+            user_reads: Arc::new(group::Group::default()),
             group_commit: true,
             failures,
         }
@@ -127,6 +133,7 @@ impl Store {
             commits: Arc::default(),
             reads: Arc::default(),
             channel_reads: Arc::default(),
+            user_reads: Arc::default(),
             ..self.clone()
         }
     }

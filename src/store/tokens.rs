@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use super::commit::{Op, Outcome};
+use super::commit::{mismatch, Op, Outcome};
 use super::group::{answer_each, Job};
 use super::schema::tokens;
 use super::{Store, StoreError};
@@ -87,7 +87,7 @@ pub(super) struct TokenRead {
 impl Job for TokenRead {
     type Output = Option<TokenRow>;
 
-    fn tokens(&self) -> &[Uuid] {
+    fn rows(&self) -> &[Uuid] {
         &[] // a read changes nothing
     }
 
@@ -175,21 +175,6 @@ impl Store {
     /// reads waiting at that moment, in one statement (unless `group_commit` is off).
     pub fn token(&self, channel_id: Uuid, id: Uuid) -> Result<Option<TokenRow>, StoreError> {
         self.reads.submit(self, TokenRead { channel_id, id })
-    }
-
-    /// Every token of `user` in `channel_id`, oldest first.
-    pub fn user_tokens(&self, channel_id: Uuid, user: &str) -> Result<Vec<TokenRow>, StoreError> {
-        self.run("token_by_user", |c| {
-            Ok(tokens::table
-                .filter(
-                    tokens::channel_id
-                        .eq(channel_id)
-                        .and(tokens::user_id.eq(user)),
-                )
-                .order(tokens::created_at)
-                .select(TokenRow::as_select())
-                .load(c)?)
-        })
     }
 
     /// Deletes the token `id` of `channel_id`; returns the deleted row.
@@ -337,8 +322,4 @@ fn audited(settled: Result<Outcome, StoreError>) -> Result<(), StoreError> {
         Outcome::Audit => Ok(()),
         _ => Err(mismatch()),
     }
-}
-
-fn mismatch() -> StoreError {
-    StoreError::Internal("group commit answered another operation".into())
 }

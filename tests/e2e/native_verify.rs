@@ -106,6 +106,86 @@ async fn a_user_verification_accepts_a_code_of_any_of_the_users_tokens() {
     );
 }
 
+/// Verifications by user id read their users' tokens and open challenges together with
+/// other verifications' (one grouped read for all that are ready). Two channels with users of
+/// the same names, sent at once: each request sees only its own channel's user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_user_verifications_each_see_only_their_own_channel_and_user() {
+    const USERS: usize = 12;
+    let env = Env::new();
+    let ivr_key = env.create_channel("ivr", &["--may-receive-otp"]);
+    let server = Server::start(&env);
+    let (app, ivr) = (server.api(&env.channel_key), server.api(&ivr_key));
+    // Same user names in both channels, different seeds.
+    let seed = |channel: u8, n: usize| {
+        let mut s = [0x5a_u8; 20];
+        s[..2].copy_from_slice(&[channel, n as u8]);
+        s
+    };
+    for n in 0..USERS {
+        for (api, channel) in [(&app, 1), (&ivr, 2)] {
+            let body = json!({"user": format!("u{n}"), "type": "hotp",
+                              "seed_hex": hex::encode(seed(channel, n))});
+            api.enrol(body).await;
+        }
+    }
+    // In ivr only: a user with an open challenge and no token, and a directory user with
+    // nothing to try.
+    let body = json!({"user": "bob", "destination": "+14155550100", "delivery": "response"});
+    let (status, c) = ivr.post("/v1/challenges", body).await;
+    assert_eq!(status.as_u16(), 201, "{c}");
+    let bob_code = c["otp"].as_str().unwrap().to_owned();
+    let (status, _) = ivr
+        .send(
+            reqwest::Method::PUT,
+            "/v1/users/dora",
+            Some(json!({"phone": "+14155550101"})),
+        )
+        .await;
+    assert!(status.is_success());
+
+    // (api, user, code, expected status, expected result)
+    let mut cases: Vec<(crate::helpers::app::Api, String, String, u16, &str)> = Vec::new();
+    for n in 0..USERS {
+        let (user, mine, theirs) = (
+            format!("u{n}"),
+            hotp(&seed(1, n), Algorithm::Sha1, 0, 6),
+            hotp(&seed(2, n), Algorithm::Sha1, 0, 6),
+        );
+        cases.push((app.clone(), user.clone(), mine.clone(), 200, "accept"));
+        cases.push((ivr.clone(), user.clone(), theirs, 200, "accept"));
+        // The other channel's code for a user of the same name: wrong here.
+        cases.push((ivr.clone(), user, mine, 200, "reject"));
+    }
+    cases.push((ivr.clone(), "bob".into(), bob_code.clone(), 200, "accept"));
+    cases.push((app.clone(), "bob".into(), bob_code, 404, ""));
+    cases.push((ivr.clone(), "dora".into(), "123456".into(), 200, "reject"));
+    cases.push((app.clone(), "dora".into(), "123456".into(), 404, ""));
+    let tasks: Vec<_> = cases
+        .into_iter()
+        .map(|(api, user, code, status, result)| {
+            tokio::spawn(async move {
+                let path = format!("/v1/users/{user}/verify");
+                let (got, v) = api.post(&path, json!({"otp": code})).await;
+                let got_result = v["result"].as_str().unwrap_or_default().to_owned();
+                assert_eq!(
+                    (got.as_u16(), got_result.as_str()),
+                    (status, result),
+                    "{user}: {v}"
+                );
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Each accepted code was used once, in its own channel only.
+    for n in 0..USERS {
+        let code = hotp(&seed(1, n), Algorithm::Sha1, 0, 6);
+        assert_eq!(app.verify_user(&format!("u{n}"), &code).await, "replay");
+    }
+}
+
 #[tokio::test]
 async fn resync_with_two_consecutive_codes_far_ahead_moves_the_counter() {
     let (_env, _server, api) = start("wrapped");

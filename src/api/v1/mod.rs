@@ -4,11 +4,10 @@ mod challenges;
 mod dto;
 
 use actix_web::{web, HttpResponse};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{blocking, Unverified};
+use super::extract::{blocking, settled, Unverified};
 use crate::domain::{Algorithm, Digits, SecretBytes, SecretString};
 use crate::oath::Period;
 use crate::service::{Caller, Enrolment, Error, SeedInput, Services};
@@ -71,13 +70,8 @@ async fn verify_token(
 ) -> actix_web::Result<HttpResponse> {
     let parts = id.and_then(|id| Ok((id.into_inner(), body?.into_inner())));
     let (caller, token, body) = caller.naming_token(&svc, parts).await?;
-    // A task of its own on this worker: once its code is checked, a verification is settled,
-    // audited and counted even if the client goes away before the answer.
-    let settle = async move { svc.verify_token(&caller, token, body.otp.expose()).await };
-    let verdict = actix_web::rt::spawn(settle.instrument(tracing::Span::current()))
-        .await
-        .unwrap_or_else(|_| Err(Error::Internal("verification task failed".into())))
-        .map_err(ApiError::from)?;
+    let verification = async move { svc.verify_token(&caller, token, body.otp.expose()).await };
+    let verdict = settled(verification).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
@@ -87,12 +81,11 @@ async fn verify_user(
     user: Part<web::Path<String>>,
     body: Part<web::Json<VerifyRequest>>,
 ) -> actix_web::Result<HttpResponse> {
-    let parts = user.and_then(|user| Ok((user.into_inner(), body?.into_inner())));
-    let verdict = caller
-        .run_with(svc, parts, |svc, caller, (user, body)| {
-            svc.verify_user(caller, &user, body.otp.expose())
-        })
-        .await?;
+    // The caller first: a refused path or body is answered only to an authenticated caller.
+    let caller = caller.authenticate(&svc).await.map_err(ApiError::from)?;
+    let (user, body) = user.and_then(|user| Ok((user.into_inner(), body?.into_inner())))?;
+    let verification = async move { svc.verify_user(&caller, &user, body.otp.expose()).await };
+    let verdict = settled(verification).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
