@@ -191,3 +191,53 @@ async fn concurrent_callers_of_two_channels_each_act_as_their_own_channel() {
         "each accept recorded under the token's own channel"
     );
 }
+
+/// A challenge's code, sent many times at once through two server processes, by challenge id
+/// and by user id (the form the wire-compatible APIs use), is accepted once: the conditional
+/// update in the group commit decides (promise 4), and one audit row records the accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_code_sent_at_once_by_id_and_by_user_through_two_processes_is_accepted_once() {
+    let env = Env::new();
+    let ivr = env.create_channel("ivr", &["--may-receive-otp"]);
+    let (first, second) = (Server::start(&env), Server::start(&env));
+    let apis = [first.api(&ivr), second.api(&ivr)];
+    for round in 0..3 {
+        let body = serde_json::json!({"user": "bob", "destination": format!("+1415555010{round}"),
+                                      "delivery": "response"});
+        let (status, c) = apis[0].post("/v1/challenges", body).await;
+        assert_eq!(status.as_u16(), 201, "{c}");
+        let (id, code) = (c["id"].as_str().unwrap(), c["otp"].as_str().unwrap());
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let api = apis[i % 2].clone();
+                let path = if i % 4 < 2 {
+                    format!("/v1/challenges/{id}/verify")
+                } else {
+                    "/v1/users/bob/verify".to_owned()
+                };
+                let body = serde_json::json!({"otp": code});
+                tokio::spawn(async move { api.post(&path, body).await })
+            })
+            .collect();
+        let mut accepts = 0;
+        for task in tasks {
+            let (status, v) = task.await.unwrap();
+            match (
+                status.as_u16(),
+                v["result"].as_str(),
+                v["error"]["code"].as_str(),
+            ) {
+                (200, Some("accept"), _) => accepts += 1,
+                (200, Some("used"), _) => {}
+                // Once the code is used, bob (not in the directory) has nothing open.
+                (404, _, Some("user_not_found")) => {}
+                other => panic!("round {round}: unexpected {other:?}: {v}"),
+            }
+        }
+        assert_eq!(accepts, 1, "round {round}");
+        let accepted = env.sql(&format!(
+            "SELECT count(*) FROM audit_log WHERE challenge_id = '{id}' AND result = 'accept'"
+        ));
+        assert_eq!(accepted, "1", "round {round}: one audit row for the accept");
+    }
+}
