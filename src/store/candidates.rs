@@ -1,14 +1,18 @@
 //! What a verification by user id tries: the user's tokens and open challenges, read for many
 //! concurrent verifications at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use uuid::Uuid;
 
+use super::batch::{self, Batch, Statement};
 use super::group::Job;
-use super::schema::{challenges, tokens, users};
+use super::schema::users;
 use super::{ChallengeRow, Store, StoreError, TokenRow};
 
 /// Open challenges tried per user, newest first.
@@ -28,8 +32,7 @@ pub struct Candidates {
 
 /// One user's candidates, to be read with others: one statement for the tokens of every
 /// read, one for the challenges, and one for directory entries only if some read found
-/// nothing to try. Each statement filters on the reads' channels and users, and each read
-/// keeps only the rows of its own (channel, user).
+/// nothing to try. Each read keeps only the rows of its own (channel, user).
 pub(super) struct UserRead {
     channel_id: Uuid,
     user: String,
@@ -51,44 +54,122 @@ impl Job for UserRead {
     }
 }
 
+/// A (channel, user) of the batch, once, with the earliest `now` of its reads.
+#[derive(serde::Serialize)]
+struct Pair<'a> {
+    channel: Uuid,
+    user_id: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// Each pair's tokens: an index probe each (`tokens_channel_user`).
+struct UserTokens {
+    columns: AsSelect<TokenRow, Pg>,
+}
+
+impl Default for UserTokens {
+    fn default() -> Self {
+        Self {
+            columns: TokenRow::as_select(),
+        }
+    }
+}
+
+impl Statement for UserTokens {
+    type SqlType = SqlTypeOf<AsSelect<TokenRow, Pg>>;
+
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>, batch: &'b str) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM jsonb_to_recordset(");
+        batch::bind_batch(out.reborrow(), batch)?;
+        out.push_sql(
+            ") AS r(channel uuid, user_id text) \
+             JOIN LATERAL (SELECT * FROM tokens \
+                 WHERE tokens.channel_id = r.channel AND tokens.user_id = r.user_id OFFSET 0) \
+                 AS tokens ON true",
+        );
+        Ok(())
+    }
+}
+
+/// Each pair's open challenges at its `now`, newest first, at most
+/// [`OPEN_CHALLENGES_TRIED`]: an index probe each (`challenges_user`).
+struct UserChallenges {
+    columns: AsSelect<ChallengeRow, Pg>,
+}
+
+impl Default for UserChallenges {
+    fn default() -> Self {
+        Self {
+            columns: ChallengeRow::as_select(),
+        }
+    }
+}
+
+impl Statement for UserChallenges {
+    type SqlType = SqlTypeOf<AsSelect<ChallengeRow, Pg>>;
+
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>, batch: &'b str) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM jsonb_to_recordset(");
+        batch::bind_batch(out.reborrow(), batch)?;
+        out.push_sql(&format!(
+            ") AS r(channel uuid, user_id text, now timestamptz) \
+             JOIN LATERAL (SELECT * FROM challenges \
+                 WHERE challenges.channel_id = r.channel AND challenges.user_id = r.user_id \
+                 AND challenges.state = 'open' AND challenges.expires_at > r.now \
+                 ORDER BY challenges.created_at DESC LIMIT {OPEN_CHALLENGES_TRIED}) \
+                 AS challenges ON true"
+        ));
+        Ok(())
+    }
+}
+
+type Key = (Uuid, String);
+
 fn candidates(c: &mut PgConnection, reads: &[&UserRead]) -> QueryResult<Vec<Candidates>> {
-    let channels: Vec<Uuid> = distinct(reads.iter().map(|r| r.channel_id));
-    let users: Vec<&str> = distinct(reads.iter().map(|r| r.user.as_str()));
-    // The earliest `now` of the batch fetches every read's open challenges; each read then
-    // keeps those still open at its own `now`.
-    let Some(earliest) = reads.iter().map(|r| r.now).min() else {
-        return Ok(Vec::new());
-    };
-    let token_rows: Vec<TokenRow> = tokens::table
-        .filter(tokens::channel_id.eq_any(&channels))
-        .filter(tokens::user_id.eq_any(&users))
-        .order((tokens::created_at, tokens::id))
-        .select(TokenRow::as_select())
-        .load(c)?;
-    let challenge_rows: Vec<ChallengeRow> = challenges::table
-        .filter(challenges::channel_id.eq_any(&channels))
-        .filter(challenges::user_id.eq_any(&users))
-        .filter(challenges::state.eq("open"))
-        .filter(challenges::expires_at.gt(earliest))
-        .order((challenges::created_at.desc(), challenges::id))
-        .select(ChallengeRow::as_select())
-        .load(c)?;
+    let mut pairs: Vec<Pair<'_>> = Vec::with_capacity(reads.len());
+    for read in reads {
+        let same = |p: &&mut Pair<'_>| p.channel == read.channel_id && p.user_id == read.user;
+        match pairs.iter_mut().find(same) {
+            Some(pair) => pair.now = pair.now.min(read.now),
+            None => pairs.push(Pair {
+                channel: read.channel_id,
+                user_id: &read.user,
+                now: read.now,
+            }),
+        }
+    }
+    let mut tokens: HashMap<Key, Vec<TokenRow>> = HashMap::new();
+    for row in Batch::<UserTokens>::new(&pairs)?.load::<TokenRow>(c)? {
+        tokens
+            .entry((row.channel_id, row.user_id.clone()))
+            .or_default()
+            .push(row);
+    }
+    let mut challenges: HashMap<Key, Vec<ChallengeRow>> = HashMap::new();
+    for row in Batch::<UserChallenges>::new(&pairs)?.load::<ChallengeRow>(c)? {
+        if let Some(user) = row.user_id.clone() {
+            challenges
+                .entry((row.channel_id, user))
+                .or_default()
+                .push(row);
+        }
+    }
     let mut found: Vec<(&UserRead, Candidates)> = reads
         .iter()
         .map(|&read| {
-            let tokens = token_rows
-                .iter()
-                .filter(|t| t.channel_id == read.channel_id && t.user_id == read.user)
-                .cloned()
-                .collect();
-            let challenges = challenge_rows
-                .iter()
-                .filter(|ch| {
-                    ch.channel_id == read.channel_id
-                        && ch.user_id.as_deref() == Some(read.user.as_str())
-                        && ch.expires_at > read.now
-                })
-                .take(OPEN_CHALLENGES_TRIED)
+            let key = (read.channel_id, read.user.clone());
+            let mut tokens = tokens.get(&key).cloned().unwrap_or_default();
+            tokens.sort_by_key(|t| (t.created_at, t.id));
+            // Fetched at the pair's earliest `now`: each read keeps those open at its own.
+            let challenges = challenges
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|ch| ch.expires_at > read.now)
                 .cloned()
                 .collect();
             let candidates = Candidates {
@@ -105,13 +186,14 @@ fn candidates(c: &mut PgConnection, reads: &[&UserRead]) -> QueryResult<Vec<Cand
         .map(|(read, _)| *read)
         .collect();
     if !empty.is_empty() {
-        let channels: Vec<Uuid> = distinct(empty.iter().map(|r| r.channel_id));
-        let users: Vec<&str> = distinct(empty.iter().map(|r| r.user.as_str()));
-        let entries: HashSet<(Uuid, String)> = users::table
+        // Rare (a user with nothing to try): a plain statement.
+        let channels: Vec<Uuid> = empty.iter().map(|r| r.channel_id).collect();
+        let users: Vec<&str> = empty.iter().map(|r| r.user.as_str()).collect();
+        let entries: HashSet<Key> = users::table
             .filter(users::channel_id.eq_any(&channels))
             .filter(users::user_id.eq_any(&users))
             .select((users::channel_id, users::user_id))
-            .load::<(Uuid, String)>(c)?
+            .load::<Key>(c)?
             .into_iter()
             .collect();
         for (read, candidates) in &mut found {
@@ -130,12 +212,6 @@ impl Candidates {
     }
 }
 
-/// The distinct values of `items`, in first-seen order.
-fn distinct<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    items.filter(|x| seen.insert(*x)).collect()
-}
-
 impl Store {
     /// The tokens and open challenges of `user` in `channel_id` at `now`, read together
     /// with those of other verifications that are ready (an async task awaits them without
@@ -152,15 +228,5 @@ impl Store {
             now,
         };
         self.user_reads.submit_async(self, read).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distinct_keeps_the_first_of_each_in_order() {
-        assert_eq!(distinct([3, 1, 3, 2, 1].into_iter()), [3, 1, 2]);
     }
 }
