@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::domain::SecretString;
 use crate::service::{Caller, Channel, Credential, Error, Services, Token};
+use crate::store::Candidates;
 use crate::tls::PeerCertificate;
 
 /// The header carrying the channel key on the native API.
@@ -164,6 +165,29 @@ impl Unverified {
         let (_, parts) = parts?;
         let token = token.map_err(ApiError::from)?;
         Ok((self.caller(channel), token, parts))
+    }
+
+    /// For a request that names a user (the first of its parts): authenticates the caller by
+    /// its channel key and reads the user's tokens and open challenges in its channel, in the
+    /// same grouped read awaited on this task, as [`Self::naming_token`] does for a token.
+    pub async fn naming_user<P>(
+        self,
+        services: &Services,
+        parts: Result<(String, P), actix_web::Error>,
+    ) -> actix_web::Result<(Caller, Candidates, String, P)> {
+        let Some(OwnedCredential::Key(key)) = &self.credential else {
+            tracing::info!(reason = "no channel key", "caller refused");
+            return Err(ApiError::from(Error::Unauthenticated).into());
+        };
+        // With no user to read (the path was refused), the caller is still checked first.
+        let user = parts.as_ref().ok().map(|(user, _)| user.as_str());
+        let (fingerprint, peer) = (self.fingerprint.as_deref(), self.peer);
+        let (channel, candidates) = services
+            .authenticate_key_naming_user(key.expose(), fingerprint, peer, user)
+            .await
+            .map_err(ApiError::from)?;
+        let (user, parts) = parts?;
+        Ok((self.caller(channel), candidates, user, parts))
     }
 
     /// Checks the credential, the client certificate and the source address (promise 6), on

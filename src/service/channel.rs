@@ -11,7 +11,7 @@ use super::token::{found, Token};
 use super::{Error, Missing, Services};
 use crate::domain::SecretString;
 use crate::hsm::CHANNEL_MAC_VERSION;
-use crate::store::{ChannelRow, NewChannel, TokenRow};
+use crate::store::{Candidates, ChannelFound, ChannelRow, Naming, NewChannel};
 
 /// Prefix that makes channel keys recognisable (in a leaked file, say) without a lookup.
 const KEY_PREFIX: &str = "hok_";
@@ -162,8 +162,27 @@ impl Services {
         peer: Option<IpAddr>,
         id: Uuid,
     ) -> Result<(Channel, Result<Token, Error>), Error> {
-        let (row, token) = self.channel_of_key_async(key, Some(id)).await?;
-        Ok((admit(row, cert_sha256, peer)?, found(token)))
+        let (row, read) = self.channel_of_key_async(key, Naming::Token(id)).await?;
+        Ok((admit(row, cert_sha256, peer)?, found(read.token)))
+    }
+
+    /// Authenticates the caller by its channel key as [`Self::authenticate`] does, and reads
+    /// the tokens and open challenges of `user` in its channel in the same grouped read (a
+    /// verification by user id's one read). With no user (the request's path was refused),
+    /// the caller is authenticated and nothing is read.
+    ///
+    /// From an async task, like [`Self::authenticate_key_naming`].
+    pub async fn authenticate_key_naming_user(
+        &self,
+        key: &str,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+        user: Option<&str>,
+    ) -> Result<(Channel, Candidates), Error> {
+        let naming = user.map_or(Naming::Nothing, |user| Naming::User(user, self.now()));
+        let (row, read) = self.channel_of_key_async(key, naming).await?;
+        let channel = admit(row, cert_sha256, peer)?;
+        Ok((channel, read.candidates.unwrap_or_default()))
     }
 
     /// Authenticates the caller by its channel key alone (the native API) as
@@ -175,25 +194,25 @@ impl Services {
         cert_sha256: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Channel, Error> {
-        let (row, _) = self.channel_of_key_async(key, None).await?;
+        let (row, _) = self.channel_of_key_async(key, Naming::Nothing).await?;
         admit(row, cert_sha256, peer)
     }
 
-    /// The channel of `key` and, if `token` is given, that token if it is the channel's.
+    /// The channel of `key`, and what was read with it.
     async fn channel_of_key_async(
         &self,
         key: &str,
-        token: Option<Uuid>,
-    ) -> Result<(ChannelRow, Option<TokenRow>), Error> {
+        naming: Naming<'_>,
+    ) -> Result<(ChannelRow, ChannelFound), Error> {
         let mac = self.key_mac(key)?;
-        let found_rows = self.store.channel_by_key_mac_async(&mac, token).await?;
-        known_key(found_rows, &mac)
+        let mut read = self.store.channel_by_key_mac_async(&mac, naming).await?;
+        Ok((known_key(read.channel.take(), &mac)?, read))
     }
 
     /// The channel of `key`.
     fn channel_of_key(&self, key: &str) -> Result<ChannelRow, Error> {
         let mac = self.key_mac(key)?;
-        known_key(self.store.channel_by_key_mac(&mac, None)?, &mac).map(|(row, _)| row)
+        known_key(self.store.channel_by_key_mac(&mac)?, &mac)
     }
 
     /// The HSM's MAC of a well-formed channel key (what the database holds).
@@ -328,13 +347,10 @@ impl Services {
 }
 
 /// The channel found by a key's MAC, if its MAC is the one asked for (compared in constant
-/// time), with the token read alongside.
-fn known_key(
-    (row, token): (Option<ChannelRow>, Option<TokenRow>),
-    mac: &[u8],
-) -> Result<(ChannelRow, Option<TokenRow>), Error> {
+/// time).
+fn known_key(row: Option<ChannelRow>, mac: &[u8]) -> Result<ChannelRow, Error> {
     match row {
-        Some(row) if bool::from(row.key_mac.ct_eq(mac)) => Ok((row, token)),
+        Some(row) if bool::from(row.key_mac.ct_eq(mac)) => Ok(row),
         _ => {
             tracing::info!(reason = "unknown channel key", "caller refused");
             Err(Error::Unauthenticated)

@@ -12,7 +12,7 @@ use super::{audit, Caller, Error, Missing, Services, Token};
 use crate::domain::{Otp, TokenKind};
 use crate::oath::time_step;
 use crate::oath::window::{self, Match};
-use crate::store::{Advance, AuditEntry, ChallengeRow, Failure};
+use crate::store::{Advance, AuditEntry, Candidates, ChallengeRow, Failure};
 
 /// The answer to a verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +76,19 @@ impl Services {
         let found = self
             .store
             .user_candidates_async(caller.channel.id, user, self.now());
-        let found = found.await?;
+        self.verify_user_candidates(caller, user, found.await?, otp)
+            .await
+    }
+
+    /// [`Self::verify_user`] with the user's candidates already read (with the caller's
+    /// channel: see [`Services::authenticate_key_naming_user`]).
+    pub async fn verify_user_candidates(
+        &self,
+        caller: &Caller,
+        user: &str,
+        found: Candidates,
+        otp: &str,
+    ) -> Result<Verdict, Error> {
         if found.is_empty() {
             // A directory user with nothing open (say, their code was just used) is a reject;
             // only a user unknown to the channel is not found.

@@ -39,6 +39,16 @@ pub(super) struct UserRead {
     now: DateTime<Utc>,
 }
 
+impl UserRead {
+    pub(super) fn new(channel_id: Uuid, user: String, now: DateTime<Utc>) -> Self {
+        Self {
+            channel_id,
+            user,
+            now,
+        }
+    }
+}
+
 impl Job for UserRead {
     type Output = Candidates;
 
@@ -129,7 +139,10 @@ impl Statement for UserChallenges {
 
 type Key = (Uuid, String);
 
-fn candidates(c: &mut PgConnection, reads: &[&UserRead]) -> QueryResult<Vec<Candidates>> {
+pub(super) fn candidates(
+    c: &mut PgConnection,
+    reads: &[&UserRead],
+) -> QueryResult<Vec<Candidates>> {
     let mut pairs: Vec<Pair<'_>> = Vec::with_capacity(reads.len());
     for read in reads {
         let same = |p: &&mut Pair<'_>| p.channel == read.channel_id && p.user_id == read.user;
@@ -222,11 +235,7 @@ impl Store {
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<Candidates, StoreError> {
-        let read = UserRead {
-            channel_id,
-            user: user.to_owned(),
-            now,
-        };
+        let read = UserRead::new(channel_id, user.to_owned(), now);
         self.user_reads.submit_async(self, read).await
     }
 }

@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use super::batch::{self, Batch, Statement};
+use super::candidates::{candidates, UserRead};
 use super::group::Job;
 use super::schema::channels;
-use super::{Store, StoreError, TokenRow};
+use super::{Candidates, Store, StoreError, TokenRow};
 
 /// A channel as stored.
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -70,12 +71,37 @@ pub struct NewChannel {
 }
 
 /// One lookup of a channel by the MAC of its key, and of the token the request names if it
-/// names one, to be done with others in one statement.
+/// names one, to be done with others in one statement; and of the tokens and open challenges
+/// of the user it names if it names one, in one more statement for the batch.
 #[derive(serde::Serialize)]
 pub(super) struct ChannelRead {
     #[serde(rename = "mac", serialize_with = "batch::hex_bytes")]
     key_mac: Vec<u8>,
     token: Option<Uuid>,
+    #[serde(skip)]
+    user: Option<(String, DateTime<Utc>)>,
+}
+
+/// What a request names besides its channel key.
+#[derive(Clone, Copy, Debug)]
+pub enum Naming<'a> {
+    /// Nothing: the channel alone.
+    Nothing,
+    /// A token, by id.
+    Token(Uuid),
+    /// A user, whose tokens and challenges open at the given time are read.
+    User(&'a str, DateTime<Utc>),
+}
+
+/// What a channel read found.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelFound {
+    /// The channel with the key's MAC.
+    pub channel: Option<ChannelRow>,
+    /// The token named, if it is that channel's.
+    pub token: Option<TokenRow>,
+    /// The candidates of the user named, in that channel.
+    pub candidates: Option<Candidates>,
 }
 
 /// Each read's channel and, if it names one, its token if that is the channel's: one row
@@ -117,43 +143,81 @@ impl Statement for ChannelsAndTokens {
 }
 
 impl Job for ChannelRead {
-    type Output = (Option<ChannelRow>, Option<TokenRow>);
+    type Output = ChannelFound;
 
     fn rows(&self) -> &[Uuid] {
         &[] // a read changes nothing
     }
 
-    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Self::Output, StoreError>> {
-        let rows =
-            store.run("channel_get_many", |c| {
-                Ok(Batch::<ChannelsAndTokens>::new(reads)?
-                    .load::<(ChannelRow, Option<TokenRow>)>(c)?)
-            });
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => return reads.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut by_mac = HashMap::new();
-        let mut by_token = HashMap::new();
-        for (channel, token) in rows {
-            if let Some(token) = token {
-                by_token.insert(token.id, token);
-            }
-            by_mac.entry(channel.key_mac.clone()).or_insert(channel);
+    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<ChannelFound, StoreError>> {
+        match store.run("channel_get_many", |c| Ok(read_channels(c, reads)?)) {
+            Ok(found) => found.into_iter().map(Ok).collect(),
+            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
         }
-        reads
-            .iter()
-            .map(|read| {
-                let channel = by_mac.get(&read.key_mac).cloned();
-                // Only a token of the caller's own channel (another caller's may be here too).
-                let token = read
-                    .token
-                    .and_then(|id| by_token.get(&id))
-                    .filter(|t| channel.as_ref().is_some_and(|c| c.id == t.channel_id))
-                    .cloned();
-                Ok((channel, token))
-            })
-            .collect()
+    }
+}
+
+fn read_channels(c: &mut PgConnection, reads: &[&ChannelRead]) -> QueryResult<Vec<ChannelFound>> {
+    let rows = Batch::<ChannelsAndTokens>::new(reads)?.load::<(ChannelRow, Option<TokenRow>)>(c)?;
+    let mut by_mac = HashMap::new();
+    let mut by_token = HashMap::new();
+    for (channel, token) in rows {
+        if let Some(token) = token {
+            by_token.insert(token.id, token);
+        }
+        by_mac.entry(channel.key_mac.clone()).or_insert(channel);
+    }
+    let mut found: Vec<ChannelFound> = reads
+        .iter()
+        .map(|read| {
+            let channel = by_mac.get(&read.key_mac).cloned();
+            // Only a token of the caller's own channel (another caller's may be here too).
+            let token = read
+                .token
+                .and_then(|id| by_token.get(&id))
+                .filter(|t| channel.as_ref().is_some_and(|c| c.id == t.channel_id))
+                .cloned();
+            ChannelFound {
+                channel,
+                token,
+                candidates: None,
+            }
+        })
+        .collect();
+    // The users named, in the channels found: their candidates in the same batch.
+    let users: Vec<(usize, UserRead)> = found
+        .iter()
+        .zip(reads)
+        .enumerate()
+        .filter_map(|(i, (f, read))| {
+            let (user, now) = read.user.as_ref()?;
+            let channel_id = f.channel.as_ref()?.id;
+            Some((i, UserRead::new(channel_id, user.clone(), *now)))
+        })
+        .collect();
+    if !users.is_empty() {
+        let named: Vec<&UserRead> = users.iter().map(|(_, u)| u).collect();
+        for ((i, _), read) in users.iter().zip(candidates(c, &named)?) {
+            if let Some(f) = found.get_mut(*i) {
+                f.candidates = Some(read);
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl ChannelRead {
+    fn new(key_mac: &[u8], naming: Naming<'_>) -> Self {
+        let (token, user) = match naming {
+            Naming::Nothing => (None, None),
+            Naming::Token(id) => (Some(id), None),
+            Naming::User(user, now) => (None, Some((user.to_owned(), now))),
+        };
+        Self {
+            key_mac: key_mac.to_vec(),
+            token,
+            user,
+        }
     }
 }
 
@@ -170,34 +234,22 @@ impl Store {
         })
     }
 
-    /// The channel whose key has this MAC and, if `token` is given, that token if it is the
-    /// channel's: read together with every other caller's lookup ready at that moment, in one
-    /// statement (each request authenticates this way; a verification also names its token).
-    pub fn channel_by_key_mac(
-        &self,
-        key_mac: &[u8],
-        token: Option<Uuid>,
-    ) -> Result<(Option<ChannelRow>, Option<TokenRow>), StoreError> {
-        self.channel_reads.submit(
-            self,
-            ChannelRead {
-                key_mac: key_mac.to_vec(),
-                token,
-            },
-        )
+    /// The channel whose key has this MAC: read together with every other caller's lookup
+    /// ready at that moment, in one statement (each request authenticates this way).
+    pub fn channel_by_key_mac(&self, key_mac: &[u8]) -> Result<Option<ChannelRow>, StoreError> {
+        let read = ChannelRead::new(key_mac, Naming::Nothing);
+        Ok(self.channel_reads.submit(self, read)?.channel)
     }
 
-    /// [`Self::channel_by_key_mac`] for an async task (the HTTP workers): it waits for the
-    /// grouped read without a blocking thread.
+    /// [`Self::channel_by_key_mac`] for an async task (the HTTP workers), with what the request
+    /// names: a verification's one read. It waits for the grouped read without a blocking
+    /// thread.
     pub async fn channel_by_key_mac_async(
         &self,
         key_mac: &[u8],
-        token: Option<Uuid>,
-    ) -> Result<(Option<ChannelRow>, Option<TokenRow>), StoreError> {
-        let read = ChannelRead {
-            key_mac: key_mac.to_vec(),
-            token,
-        };
+        naming: Naming<'_>,
+    ) -> Result<ChannelFound, StoreError> {
+        let read = ChannelRead::new(key_mac, naming);
         self.channel_reads.submit_async(self, read).await
     }
 

@@ -24,7 +24,7 @@ mod users;
 pub use audit::AuditEntry;
 pub use candidates::{Candidates, OPEN_CHALLENGES_TRIED};
 pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
-pub use channels::{ChannelRow, NewChannel};
+pub use channels::{ChannelFound, ChannelRow, Naming, NewChannel};
 pub use outbox::{Attempt, OutboxRow};
 pub use templates::TemplateRow;
 pub use tokens::{Advance, Failure, NewToken, TokenRow};

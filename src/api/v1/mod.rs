@@ -81,10 +81,12 @@ async fn verify_user(
     user: Part<web::Path<String>>,
     body: Part<web::Json<VerifyRequest>>,
 ) -> actix_web::Result<HttpResponse> {
-    // The caller first: a refused path or body is answered only to an authenticated caller.
-    let caller = caller.authenticate(&svc).await.map_err(ApiError::from)?;
-    let (user, body) = user.and_then(|user| Ok((user.into_inner(), body?.into_inner())))?;
-    let verification = async move { svc.verify_user(&caller, &user, body.otp.expose()).await };
+    let parts = user.and_then(|user| Ok((user.into_inner(), body?.into_inner())));
+    let (caller, found, user, body) = caller.naming_user(&svc, parts).await?;
+    let verification = async move {
+        svc.verify_user_candidates(&caller, &user, found, body.otp.expose())
+            .await
+    };
     let verdict = settled(verification).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
