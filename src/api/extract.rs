@@ -126,14 +126,19 @@ impl Unverified {
         }
     }
 
-    /// Authenticates the caller: a channel key alone (the native API) from this task, its
-    /// channel read grouped and awaited without a blocking thread; any other credential on
-    /// the blocking pool.
+    /// Authenticates the caller: a credential with a channel key from this task, its channel
+    /// read grouped and awaited without a blocking thread; a session token (or none) on the
+    /// blocking pool.
     pub async fn authenticate(self, services: &web::Data<Services>) -> Result<Caller, Error> {
-        if let Some(OwnedCredential::Key(key)) = &self.credential {
+        let keyed = self
+            .credential
+            .as_ref()
+            .map(OwnedCredential::borrowed)
+            .filter(|c| c.key().is_some());
+        if let Some(credential) = keyed {
             let (fingerprint, peer) = (self.fingerprint.as_deref(), self.peer);
             let channel = services
-                .authenticate_key(key.expose(), fingerprint, peer)
+                .authenticate_keyed(credential, fingerprint, peer)
                 .await?;
             return Ok(self.caller(channel));
         }

@@ -89,6 +89,36 @@ pub struct NewChannelKey {
     pub channel_key: SecretString,
 }
 
+impl Credential<'_> {
+    /// The channel key it holds (none for a session token).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Key(key) | Self::NamedKey { key, .. } | Self::AccountKey { key, .. } => Some(key),
+            Self::Session(_) => None,
+        }
+    }
+
+    /// The channel of its key, if the name or account number it also gives is that
+    /// channel's.
+    fn matching(&self, row: ChannelRow) -> Result<ChannelRow, Error> {
+        let mismatch = match self {
+            Self::NamedKey { name, .. } => {
+                (row.name != *name).then_some("channel name does not match the key")
+            }
+            Self::AccountKey { account, .. } => (row.account_number.as_deref() != Some(*account))
+                .then_some("account number does not match the key"),
+            Self::Key(_) | Self::Session(_) => None,
+        };
+        match mismatch {
+            Some(reason) => {
+                tracing::info!(reason, "caller refused");
+                Err(Error::Unauthenticated)
+            }
+            None => Ok(row),
+        }
+    }
+}
+
 fn expose<S: serde::Serializer>(k: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(k.expose())
 }
@@ -102,30 +132,35 @@ impl Services {
         cert_sha256: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Channel, Error> {
-        let refuse = |reason: &str| {
-            tracing::info!(reason, "caller refused");
-            Error::Unauthenticated
-        };
         let row = match credential {
-            None => return Err(refuse("no credential")),
-            Some(Credential::Key(key)) => self.channel_of_key(key)?,
-            Some(Credential::NamedKey { name, key }) => {
-                let row = self.channel_of_key(key)?;
-                if row.name != name {
-                    return Err(refuse("channel name does not match the key"));
-                }
-                row
-            }
-            Some(Credential::AccountKey { account, key }) => {
-                let row = self.channel_of_key(key)?;
-                if row.account_number.as_deref() != Some(account) {
-                    return Err(refuse("account number does not match the key"));
-                }
-                row
+            None => {
+                tracing::info!(reason = "no credential", "caller refused");
+                return Err(Error::Unauthenticated);
             }
             Some(Credential::Session(session)) => self.channel_of_session(session)?,
+            Some(keyed) => {
+                let key = keyed.key().ok_or(Error::Unauthenticated)?;
+                keyed.matching(self.channel_of_key(key)?)?
+            }
         };
         admit(row, cert_sha256, peer)
+    }
+
+    /// [`Self::authenticate`] for a credential that holds a channel key, from an async task:
+    /// the key's MAC is computed here, in the HSM, and the grouped channel read is awaited
+    /// without a blocking thread. A session token is refused here: it is checked by
+    /// [`Self::authenticate`].
+    pub async fn authenticate_keyed(
+        &self,
+        credential: Credential<'_>,
+        cert_sha256: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Channel, Error> {
+        let key = credential
+            .key()
+            .ok_or_else(|| Error::Internal("a session token where a key was expected".into()))?;
+        let (row, _) = self.channel_of_key_async(key, Naming::Nothing).await?;
+        admit(credential.matching(row)?, cert_sha256, peer)
     }
 
     /// Issues a session token for `channel` (and `subject`, such as a user id) valid for
@@ -183,19 +218,6 @@ impl Services {
         let (row, read) = self.channel_of_key_async(key, naming).await?;
         let channel = admit(row, cert_sha256, peer)?;
         Ok((channel, read.candidates.unwrap_or_default()))
-    }
-
-    /// Authenticates the caller by its channel key alone (the native API) as
-    /// [`Self::authenticate`] does, from an async task: the key's MAC is computed here, in
-    /// the HSM, and the grouped channel read is awaited without a blocking thread.
-    pub async fn authenticate_key(
-        &self,
-        key: &str,
-        cert_sha256: Option<&str>,
-        peer: Option<IpAddr>,
-    ) -> Result<Channel, Error> {
-        let (row, _) = self.channel_of_key_async(key, Naming::Nothing).await?;
-        admit(row, cert_sha256, peer)
     }
 
     /// The channel of `key`, and what was read with it.
