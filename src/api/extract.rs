@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::SecretString;
-use crate::service::{Caller, Channel, Credential, Error, Services, Token};
-use crate::store::Candidates;
+use crate::service::{Caller, Candidates, Channel, Credential, Error, Services, Token};
 use crate::tls::PeerCertificate;
 
 /// The header carrying the channel key on the native API.

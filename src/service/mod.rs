@@ -14,6 +14,8 @@ mod token;
 mod user;
 mod verify;
 
+/// What a verification by user id tries: the user's tokens and open challenges.
+pub use crate::store::Candidates;
 pub use challenge::{Challenge, ChallengePolicy, ChallengeRequest, CreatedChallenge, Delivery};
 pub use channel::{Caller, Channel, ChannelOptions, Credential, NewChannelKey};
 pub use error::{Error, Missing};
