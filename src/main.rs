@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = hsm_otp::cli::Cli::parse();
     if let Err(e) = hsm_otp::cli::run(cli) {
