@@ -156,10 +156,7 @@ impl Unverified {
         services: &Services,
         parts: Result<(Uuid, P), actix_web::Error>,
     ) -> actix_web::Result<(Caller, Token, P)> {
-        let Some(OwnedCredential::Key(key)) = &self.credential else {
-            tracing::info!(reason = "no channel key", "caller refused");
-            return Err(ApiError::from(Error::Unauthenticated).into());
-        };
+        let key = self.channel_key()?;
         // With no id to read (the path was refused), the caller is still checked first.
         let id = parts.as_ref().map_or(Uuid::nil(), |(id, _)| *id);
         let (channel, token) = services
@@ -179,10 +176,7 @@ impl Unverified {
         services: &Services,
         parts: Result<(String, P), actix_web::Error>,
     ) -> actix_web::Result<(Caller, Candidates, String, P)> {
-        let Some(OwnedCredential::Key(key)) = &self.credential else {
-            tracing::info!(reason = "no channel key", "caller refused");
-            return Err(ApiError::from(Error::Unauthenticated).into());
-        };
+        let key = self.channel_key()?;
         // With no user to read (the path was refused), the caller is still checked first.
         let user = parts.as_ref().ok().map(|(user, _)| user.as_str());
         let (fingerprint, peer) = (self.fingerprint.as_deref(), self.peer);
@@ -192,6 +186,17 @@ impl Unverified {
             .map_err(ApiError::from)?;
         let (user, parts) = parts?;
         Ok((self.caller(channel), candidates, user, parts))
+    }
+
+    /// The channel key of a native API request, its only credential.
+    fn channel_key(&self) -> Result<&SecretString, ApiError> {
+        match &self.credential {
+            Some(OwnedCredential::Key(key)) => Ok(key),
+            _ => {
+                tracing::info!(reason = "no channel key", "caller refused");
+                Err(ApiError::from(Error::Unauthenticated))
+            }
+        }
     }
 
     /// Checks the credential, the client certificate and the source address (promise 6), on

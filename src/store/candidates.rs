@@ -16,7 +16,7 @@ use super::schema::users;
 use super::{ChallengeRow, Store, StoreError, TokenRow};
 
 /// Open challenges tried per user, newest first.
-pub const OPEN_CHALLENGES_TRIED: usize = 10;
+const OPEN_CHALLENGES_TRIED: usize = 10;
 
 /// A user's tokens (oldest first) and open, unexpired challenges (newest first, at most
 /// [`OPEN_CHALLENGES_TRIED`]); with neither, whether the user is in the channel's directory.

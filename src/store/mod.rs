@@ -22,7 +22,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditEntry;
-pub use candidates::{Candidates, OPEN_CHALLENGES_TRIED};
+pub use candidates::Candidates;
 pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
 pub use channels::{ChannelFound, ChannelRow, Naming, NewChannel};
 pub use outbox::{Attempt, OutboxRow};
