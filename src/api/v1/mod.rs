@@ -17,17 +17,19 @@ pub(super) type Svc = web::Data<Services>;
 
 /// Registers the `/v1` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Resources are tried in this order, each dynamic one a regex match: the verifications,
+    // the hot paths, first.
     let scope = web::scope("/v1")
+        .service(resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
+        .service(resource("/users/{user}/verify").route(web::post().to(verify_user)))
         .service(resource("/tokens").route(web::post().to(enrol_token)))
         .service(
             resource("/tokens/{id}")
                 .route(web::get().to(show_token))
                 .route(web::delete().to(delete_token)),
         )
-        .service(resource("/tokens/{id}/verify").route(web::post().to(verify_token)))
         .service(resource("/tokens/{id}/resync").route(web::post().to(resync_token)))
-        .service(resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)))
-        .service(resource("/users/{user}/verify").route(web::post().to(verify_user)));
+        .service(resource("/tokens/{id}/unlock").route(web::post().to(unlock_token)));
     cfg.service(challenges::configure(scope));
 }
 
