@@ -31,8 +31,9 @@ pub struct Candidates {
 }
 
 /// One user's candidates, to be read with others: one statement for the tokens of every
-/// read, one for the challenges, and one for directory entries only if some read found
-/// nothing to try. Each read keeps only the rows of its own (channel, user).
+/// read (which also says which users have an open challenge), one for the challenges of
+/// those that have one, and one for directory entries only if some read found nothing to
+/// try. Each read keeps only the rows of its own (channel, user).
 pub(super) struct UserRead {
     channel_id: Uuid,
     user: String,
@@ -72,30 +73,41 @@ struct Pair<'a> {
     now: DateTime<Utc>,
 }
 
-/// Each pair's tokens: an index probe each (`tokens_channel_user`).
+/// Each pair's tokens (an index probe of `tokens_channel_user`), and whether it has an open
+/// challenge at its `now` (a probe of `challenges_user`): one row per token, or one without
+/// a token for a pair that has none.
 struct UserTokens {
-    columns: AsSelect<TokenRow, Pg>,
+    columns: AsSelect<Option<TokenRow>, Pg>,
 }
 
 impl Default for UserTokens {
     fn default() -> Self {
         Self {
-            columns: TokenRow::as_select(),
+            columns: Option::<TokenRow>::as_select(),
         }
     }
 }
 
 impl Statement for UserTokens {
-    type SqlType = SqlTypeOf<AsSelect<TokenRow, Pg>>;
+    type SqlType = (
+        diesel::sql_types::Uuid,
+        diesel::sql_types::Text,
+        diesel::sql_types::Bool,
+        SqlTypeOf<AsSelect<Option<TokenRow>, Pg>>,
+    );
 
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>, batch: &'b str) -> QueryResult<()> {
-        out.push_sql("SELECT ");
+        out.push_sql(
+            "SELECT r.channel, r.user_id, EXISTS (SELECT 1 FROM challenges \
+                 WHERE challenges.channel_id = r.channel AND challenges.user_id = r.user_id \
+                 AND challenges.state = 'open' AND challenges.expires_at > r.now), ",
+        );
         self.columns.walk_ast(out.reborrow())?;
         out.push_sql(" FROM jsonb_to_recordset(");
         batch::bind_batch(out.reborrow(), batch)?;
         out.push_sql(
-            ") AS r(channel uuid, user_id text) \
-             JOIN LATERAL (SELECT * FROM tokens \
+            ") AS r(channel uuid, user_id text, now timestamptz) \
+             LEFT JOIN LATERAL (SELECT * FROM tokens \
                  WHERE tokens.channel_id = r.channel AND tokens.user_id = r.user_id OFFSET 0) \
                  AS tokens ON true",
         );
@@ -156,14 +168,26 @@ pub(super) fn candidates(
         }
     }
     let mut tokens: HashMap<Key, Vec<TokenRow>> = HashMap::new();
-    for row in Batch::<UserTokens>::new(&pairs)?.load::<TokenRow>(c)? {
-        tokens
-            .entry((row.channel_id, row.user_id.clone()))
-            .or_default()
-            .push(row);
+    let mut with_challenges: HashSet<Key> = HashSet::new();
+    let rows = Batch::<UserTokens>::new(&pairs)?;
+    for (channel, user, open, token) in rows.load::<(Uuid, String, bool, Option<TokenRow>)>(c)? {
+        let key = (channel, user);
+        if open {
+            with_challenges.insert(key.clone());
+        }
+        if let Some(token) = token {
+            tokens.entry(key).or_default().push(token);
+        }
     }
+    // The challenges themselves only for the pairs that have one open (most have none).
+    pairs.retain(|p| with_challenges.contains(&(p.channel, p.user_id.to_owned())));
     let mut challenges: HashMap<Key, Vec<ChallengeRow>> = HashMap::new();
-    for row in Batch::<UserChallenges>::new(&pairs)?.load::<ChallengeRow>(c)? {
+    let open_rows = if pairs.is_empty() {
+        Vec::new()
+    } else {
+        Batch::<UserChallenges>::new(&pairs)?.load::<ChallengeRow>(c)?
+    };
+    for row in open_rows {
         if let Some(user) = row.user_id.clone() {
             challenges
                 .entry((row.channel_id, user))

@@ -72,8 +72,8 @@ pub struct NewChannel {
 
 /// One lookup of a channel by the MAC of its key, and of the token the request names if it
 /// names one, to be done with others in one statement; and of the tokens and open challenges
-/// of the user it names if it names one, in two more statements for the batch (on the same
-/// connection, by the same runner).
+/// of the user it names if it names one, in one more statement for the batch (two if one of
+/// its users has an open challenge), on the same connection, by the same runner.
 #[derive(serde::Serialize)]
 pub(super) struct ChannelRead {
     #[serde(rename = "mac", serialize_with = "batch::hex_bytes")]
