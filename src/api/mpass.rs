@@ -6,7 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{authenticate, run, services, OwnedCredential};
+use super::extract::{authenticate, run, services, settled, OwnedCredential};
 use crate::domain::SecretString;
 use crate::service::{ChallengeRequest, Delivery, Error, Verdict};
 
@@ -131,7 +131,11 @@ async fn verify_otp(req: HttpRequest) -> HttpResponse {
         return answer(Status::InvalidInput);
     };
     let app = q.app;
-    match run(move || svc.verify_destination(&caller, &dest, app.as_deref(), otp.expose())).await {
+    let verification = async move {
+        svc.verify_destination(&caller, &dest, app.as_deref(), otp.expose())
+            .await
+    };
+    match settled(verification).await {
         Ok(Verdict::Accept) => answer(Status::Accept),
         Ok(Verdict::Expired) => answer(Status::Expired),
         Ok(_) => answer(Status::Reject),

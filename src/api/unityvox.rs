@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::extract::{authenticate, run, services, OwnedCredential};
+use super::extract::{authenticate, run, services, settled, OwnedCredential};
 use crate::domain::SecretString;
 use crate::service::{ChallengeRequest, Delivery, Error, Missing, Verdict};
 
@@ -137,7 +137,8 @@ async fn verify(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         return answer("024", Some(session), None);
     };
     let otp = SecretString::new(p.remove("otp_code").unwrap_or_default());
-    let verdict = run(move || svc.verify_challenge(&caller, id, otp.expose())).await;
+    let verification = async move { svc.verify_challenge(&caller, id, otp.expose()).await };
+    let verdict = settled(verification).await;
     let code = match verdict {
         Ok(Verdict::Accept) => "027",
         Ok(Verdict::Expired) => "023",

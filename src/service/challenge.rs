@@ -255,20 +255,29 @@ impl Services {
         Ok(shown(row, self.now()))
     }
 
-    /// Verifies `otp` against the challenge `id`.
-    pub fn verify_challenge(&self, caller: &Caller, id: Uuid, otp: &str) -> Result<Verdict, Error> {
+    /// Verifies `otp` against the challenge `id`, from an async task (the HTTP workers): the
+    /// challenge is read with other verifications' lookups, its code's MAC computed here, in
+    /// the HSM, and the outcome awaited from the group commit.
+    pub async fn verify_challenge(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        otp: &str,
+    ) -> Result<Verdict, Error> {
         let row = self
             .store
-            .challenge(caller.channel.id, id)?
+            .challenge_async(caller.channel.id, id)
+            .await?
             .ok_or(Error::NotFound(Missing::Challenge))?;
         let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
-        let verdict = self.settle_challenge(caller, &row, &otp)?;
+        let verdict = self.settle_challenge(caller, &row, &otp).await?;
         self.count_challenge(verdict);
         Ok(verdict)
     }
 
-    /// Verifies `otp` against the newest challenge of `destination` (and `app`).
-    pub fn verify_destination(
+    /// Verifies `otp` against the newest challenge of `destination` (and `app`), from an async
+    /// task, like [`Self::verify_challenge`].
+    pub async fn verify_destination(
         &self,
         caller: &Caller,
         destination: &str,
@@ -280,26 +289,35 @@ impl Services {
         let otp = Otp::parse(otp).map_err(|_| Error::InvalidOtp)?;
         let row = self
             .store
-            .newest_challenge(caller.channel.id, &destination, app)?
+            .newest_challenge_async(caller.channel.id, &destination, app)
+            .await?
             .ok_or(Error::NotFound(Missing::Challenge))?;
-        let verdict = self.settle_challenge(caller, &row, &otp)?;
+        let verdict = self.settle_challenge(caller, &row, &otp).await?;
         self.count_challenge(verdict);
         Ok(verdict)
     }
 
-    /// Checks `otp` against a challenge and settles the outcome.
-    fn settle_challenge(
+    /// Checks `otp` against a challenge and settles the outcome, from an async task.
+    async fn settle_challenge(
         &self,
         caller: &Caller,
         row: &ChallengeRow,
         otp: &Otp,
     ) -> Result<Verdict, Error> {
-        self.settle_challenge_within(caller, row, otp, self.challenge_policy.max_failures)
-            .map(|(verdict, _)| verdict)
+        if let Some(verdict) = self.closed(row, otp)? {
+            let entry = challenge_audit(caller, row, "challenge.verify", verdict.as_str());
+            self.store.append_audit_async(&entry).await?;
+            return Ok(verdict);
+        }
+        if self.challenge_matches(row, otp)? {
+            return self.use_challenge_async(caller, row).await;
+        }
+        self.fail_challenge_async(caller, row).await?;
+        Ok(Verdict::Reject)
     }
 
-    /// [`Self::settle_challenge`] with a surface's own failure limit; also says whether this
-    /// attempt locked the challenge.
+    /// [`Self::settle_challenge`] from a blocking thread, with a surface's own failure limit;
+    /// also says whether this attempt locked the challenge.
     pub(super) fn settle_challenge_within(
         &self,
         caller: &Caller,
@@ -307,17 +325,7 @@ impl Services {
         otp: &Otp,
         max_failures: u32,
     ) -> Result<(Verdict, bool), Error> {
-        if otp.len() != usize::try_from(row.digits).unwrap_or(0) {
-            return Err(Error::InvalidOtp);
-        }
-        let now = self.now();
-        let early = match row.state.as_str() {
-            "used" => Some(Verdict::Used),
-            "locked" => Some(Verdict::Locked),
-            _ if row.expires_at <= now => Some(Verdict::Expired),
-            _ => None,
-        };
-        if let Some(verdict) = early {
+        if let Some(verdict) = self.closed(row, otp)? {
             let entry = challenge_audit(caller, row, "challenge.verify", verdict.as_str());
             self.store.append_audit(&entry)?;
             return Ok((verdict, false));
@@ -327,6 +335,20 @@ impl Services {
         }
         let locked = self.fail_challenge_within(caller, row, max_failures)?;
         Ok((Verdict::Reject, locked))
+    }
+
+    /// The verdict of a challenge no code can use any more (used, locked or expired); an
+    /// error if `otp` has not the challenge's length.
+    fn closed(&self, row: &ChallengeRow, otp: &Otp) -> Result<Option<Verdict>, Error> {
+        if otp.len() != usize::try_from(row.digits).unwrap_or(0) {
+            return Err(Error::InvalidOtp);
+        }
+        Ok(match row.state.as_str() {
+            "used" => Some(Verdict::Used),
+            "locked" => Some(Verdict::Locked),
+            _ if row.expires_at <= self.now() => Some(Verdict::Expired),
+            _ => None,
+        })
     }
 
     /// Uses a challenge whose code matched: the conditional update decides (single use).

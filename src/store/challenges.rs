@@ -1,13 +1,20 @@
 //! Challenges: creation under rate limits and budget, and the transactions that settle a
 //! verification (single use, failure counting, lock; promises 3, 5 and 7).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::Text;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
+use super::batch::{self, Batch, Statement};
 use super::commit::{mismatch, Op, Outcome};
+use super::group::Job;
 use super::schema::{challenges, channels, outbox};
 use super::{Store, StoreError};
 
@@ -93,6 +100,138 @@ pub enum Settled {
     Locked,
     /// Expired.
     Expired,
+}
+
+/// One lookup of a channel's challenge, by id or the newest for a destination (and app), to
+/// be done with others in one statement: a verification's read.
+pub(super) struct ChallengeRead {
+    channel: Uuid,
+    by: By,
+}
+
+enum By {
+    Id(Uuid),
+    Destination(String, Option<String>),
+}
+
+/// A lookup as the statement takes it, with its place in the batch.
+#[derive(serde::Serialize)]
+struct Lookup<'a> {
+    n: i32,
+    channel: Uuid,
+    id: Option<Uuid>,
+    destination: Option<&'a str>,
+    app: Option<&'a str>,
+}
+
+/// Each lookup's challenge: an index probe by id, or the newest of `challenges_destination`.
+struct ChallengesFound {
+    columns: AsSelect<ChallengeRow, Pg>,
+}
+
+impl Default for ChallengesFound {
+    fn default() -> Self {
+        Self {
+            columns: ChallengeRow::as_select(),
+        }
+    }
+}
+
+impl Statement for ChallengesFound {
+    type SqlType = (
+        diesel::sql_types::Integer,
+        SqlTypeOf<AsSelect<ChallengeRow, Pg>>,
+    );
+
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>, batch: &'b str) -> QueryResult<()> {
+        out.push_sql("SELECT r.n, ");
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM jsonb_to_recordset(");
+        batch::bind_batch(out.reborrow(), batch)?;
+        out.push_sql(
+            ") AS r(n int, channel uuid, id uuid, destination text, app text) \
+             JOIN LATERAL ( \
+                 (SELECT * FROM challenges \
+                     WHERE challenges.id = r.id AND challenges.channel_id = r.channel) \
+                 UNION ALL \
+                 (SELECT * FROM challenges WHERE r.id IS NULL \
+                     AND challenges.channel_id = r.channel \
+                     AND challenges.destination = r.destination \
+                     AND (r.app IS NULL OR challenges.app = r.app) \
+                     ORDER BY challenges.created_at DESC LIMIT 1)) AS challenges ON true",
+        );
+        Ok(())
+    }
+}
+
+impl Job for ChallengeRead {
+    type Output = Option<ChallengeRow>;
+
+    fn rows(&self) -> &[Uuid] {
+        &[] // a read changes nothing
+    }
+
+    fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Option<ChallengeRow>, StoreError>> {
+        let lookups: Vec<Lookup<'_>> = reads
+            .iter()
+            .enumerate()
+            .map(|(n, read)| {
+                let (id, destination, app) = match &read.by {
+                    By::Id(id) => (Some(*id), None, None),
+                    By::Destination(d, app) => (None, Some(d.as_str()), app.as_deref()),
+                };
+                Lookup {
+                    n: i32::try_from(n).unwrap_or(i32::MAX),
+                    channel: read.channel,
+                    id,
+                    destination,
+                    app,
+                }
+            })
+            .collect();
+        let rows = store.run("challenge_get_many", |c| {
+            Ok(Batch::<ChallengesFound>::new(&lookups)?.load::<(i32, ChallengeRow)>(c)?)
+        });
+        match rows {
+            Ok(rows) => {
+                let mut by_n: HashMap<i32, ChallengeRow> = rows.into_iter().collect();
+                (0..reads.len())
+                    .map(|n| Ok(by_n.remove(&i32::try_from(n).unwrap_or(i32::MAX))))
+                    .collect()
+            }
+            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
+impl Store {
+    /// [`Self::challenge`] for an async task: read with the other verifications' lookups
+    /// that are ready, awaited without a blocking thread.
+    pub async fn challenge_async(
+        &self,
+        channel_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ChallengeRow>, StoreError> {
+        let read = ChallengeRead {
+            channel: channel_id,
+            by: By::Id(id),
+        };
+        self.challenge_reads.submit_async(self, read).await
+    }
+
+    /// [`Self::newest_challenge`] for an async task, like [`Self::challenge_async`].
+    pub async fn newest_challenge_async(
+        &self,
+        channel_id: Uuid,
+        destination: &str,
+        app: Option<&str>,
+    ) -> Result<Option<ChallengeRow>, StoreError> {
+        let read = ChallengeRead {
+            channel: channel_id,
+            by: By::Destination(destination.to_owned(), app.map(str::to_owned)),
+        };
+        self.challenge_reads.submit_async(self, read).await
+    }
 }
 
 impl Store {

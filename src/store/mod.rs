@@ -77,6 +77,7 @@ pub struct Store {
     reads: Arc<group::Group<tokens::TokenRead>>,
     channel_reads: Arc<group::Group<channels::ChannelRead>>,
     user_reads: Arc<group::Group<candidates::UserRead>>,
+    challenge_reads: Arc<group::Group<challenges::ChallengeRead>>,
     group_commit: bool,
     /// Shared with the pool's manager: failed operations so far.
     failures: Arc<AtomicU64>,
@@ -114,6 +115,7 @@ impl Store {
             reads: Arc::new(group::Group::default()),
             channel_reads: Arc::new(group::Group::default()),
             user_reads: Arc::new(group::Group::default()),
+            challenge_reads: Arc::new(group::Group::default()),
             group_commit: true,
             failures,
         }
@@ -134,6 +136,7 @@ impl Store {
             reads: Arc::default(),
             channel_reads: Arc::default(),
             user_reads: Arc::default(),
+            challenge_reads: Arc::default(),
             ..self.clone()
         }
     }

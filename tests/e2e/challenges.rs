@@ -497,3 +497,97 @@ async fn the_user_directory_normalises_and_refuses_bad_contacts() {
         (404, Some("user_not_found"))
     );
 }
+
+/// Challenge verifications run on the HTTP workers and read their challenge with other
+/// verifications' lookups (one grouped statement): sent at once from two channels with the
+/// same destinations, each finds its own channel's challenge, by id and by destination, and
+/// by destination the newest of the app it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_challenge_verifications_each_find_their_own_challenge() {
+    const DESTINATIONS: usize = 6;
+    let env = Env::new();
+    let (a_key, b_key) = (
+        env.create_channel("a", &["--may-receive-otp"]),
+        env.create_channel("b", &["--may-receive-otp"]),
+    );
+    let server = Server::start(&env);
+    let (a, b) = (server.api(&a_key), server.api(&b_key));
+    let destination = |n: usize| format!("+1415555020{n}");
+    // In a: an "x" challenge, then a newer "y" one, per destination; in b: one without app.
+    let mut issued = Vec::new();
+    for n in 0..DESTINATIONS {
+        let mut codes = Vec::new();
+        for (api, app) in [(&a, Some("x")), (&a, Some("y")), (&b, None)] {
+            let mut body = json!({"destination": destination(n), "delivery": "response"});
+            if let Some(app) = app {
+                body["app"] = json!(app);
+            }
+            let c = challenge(api, body).await;
+            let (id, otp) = (c["id"].as_str().unwrap(), c["otp"].as_str().unwrap());
+            codes.push((id.to_owned(), otp.to_owned()));
+        }
+        issued.push(codes);
+    }
+    // (client, path, body, expected status, expected result)
+    let mut cases: Vec<(Api, String, Value, u16, &str)> = Vec::new();
+    for (n, codes) in issued.iter().enumerate() {
+        let [(_, x_code), (y_id, y_code), (b_id, b_code)] = codes.as_slice() else {
+            unreachable!()
+        };
+        let by_destination = "/v1/challenges/verify".to_owned();
+        cases.push((
+            a.clone(),
+            by_destination.clone(),
+            json!({"destination": destination(n), "app": "x", "otp": x_code}),
+            200,
+            "accept",
+        ));
+        cases.push((
+            b.clone(),
+            by_destination,
+            json!({"destination": destination(n), "otp": b_code}),
+            200,
+            "accept",
+        ));
+        cases.push((
+            a.clone(),
+            format!("/v1/challenges/{y_id}/verify"),
+            json!({"otp": y_code}),
+            200,
+            "accept",
+        ));
+        // Another channel's challenge, by id: not found, whatever the code.
+        cases.push((
+            a.clone(),
+            format!("/v1/challenges/{b_id}/verify"),
+            json!({"otp": b_code}),
+            404,
+            "",
+        ));
+    }
+    let tasks: Vec<_> = cases
+        .into_iter()
+        .map(|(api, path, body, status, result)| {
+            tokio::spawn(async move {
+                let (got, v) = api.post(&path, body).await;
+                let got_result = v["result"].as_str().unwrap_or_default().to_owned();
+                assert_eq!(
+                    (got.as_u16(), got_result.as_str()),
+                    (status, result),
+                    "{path}: {v}"
+                );
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Each code was used once: again by destination, b's newest is used.
+    let (_, v) = b
+        .post(
+            "/v1/challenges/verify",
+            json!({"destination": destination(0), "otp": issued[0][2].1}),
+        )
+        .await;
+    assert_eq!(v["result"], "used", "{v}");
+}

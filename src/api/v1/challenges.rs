@@ -5,7 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::super::error::ApiError;
-use super::super::extract::blocking;
+use super::super::extract::{blocking, settled};
 use super::dto::VerifyResponse;
 use super::{resource, Svc};
 use crate::domain::SecretString;
@@ -136,7 +136,9 @@ async fn verify_challenge(
     id: web::Path<Uuid>,
     body: web::Json<OtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || svc.verify_challenge(&caller, *id, body.otp.expose())).await?;
+    let id = id.into_inner();
+    let verification = async move { svc.verify_challenge(&caller, id, body.otp.expose()).await };
+    let verdict = settled(verification).await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
 
@@ -145,14 +147,12 @@ async fn verify_by_destination(
     caller: Caller,
     body: web::Json<DestinationOtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let verdict = blocking(move || {
-        svc.verify_destination(
-            &caller,
-            &body.destination,
-            body.app.as_deref(),
-            body.otp.expose(),
-        )
-    })
-    .await?;
+    let verification = async move {
+        let body = body.into_inner();
+        let (destination, app) = (body.destination.as_str(), body.app.as_deref());
+        svc.verify_destination(&caller, destination, app, body.otp.expose())
+            .await
+    };
+    let verdict = settled(verification).await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(verdict)))
 }
