@@ -11,7 +11,7 @@ use diesel::query_builder::{AstPass, QueryFragment};
 use uuid::Uuid;
 
 use super::batch::{self, Batch, Statement};
-use super::group::Job;
+use super::group::{each, Job};
 use super::schema::users;
 use super::{ChallengeRow, Store, StoreError, TokenRow};
 
@@ -58,10 +58,8 @@ impl Job for UserRead {
     }
 
     fn run(store: &Store, reads: &[&Self]) -> Vec<Result<Candidates, StoreError>> {
-        match store.run("user_candidates_many", |c| Ok(candidates(c, reads)?)) {
-            Ok(found) => found.into_iter().map(Ok).collect(),
-            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
-        }
+        let found = store.run("user_candidates_many", |c| Ok(candidates(c, reads)?));
+        each(reads.len(), found)
     }
 }
 

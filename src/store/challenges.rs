@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use super::batch::{self, Batch, Statement};
 use super::commit::{mismatch, Op, Outcome};
-use super::group::Job;
+use super::group::{each, Job};
 use super::schema::{challenges, channels, outbox};
 use super::{Store, StoreError};
 
@@ -189,18 +189,12 @@ impl Job for ChallengeRead {
                 }
             })
             .collect();
-        let rows = store.run("challenge_get_many", |c| {
-            Ok(Batch::<ChallengesFound>::new(&lookups)?.load::<(i32, ChallengeRow)>(c)?)
+        let found = store.run("challenge_get_many", |c| {
+            let rows = Batch::<ChallengesFound>::new(&lookups)?.load::<(i32, ChallengeRow)>(c)?;
+            let mut by_n: HashMap<i32, ChallengeRow> = rows.into_iter().collect();
+            Ok(lookups.iter().map(|l| by_n.remove(&l.n)).collect())
         });
-        match rows {
-            Ok(rows) => {
-                let mut by_n: HashMap<i32, ChallengeRow> = rows.into_iter().collect();
-                (0..reads.len())
-                    .map(|n| Ok(by_n.remove(&i32::try_from(n).unwrap_or(i32::MAX))))
-                    .collect()
-            }
-            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
-        }
+        each(reads.len(), found)
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use super::batch::{self, Batch, Statement};
 use super::candidates::{candidates, UserRead};
-use super::group::Job;
+use super::group::{each, Job};
 use super::schema::channels;
 use super::{Candidates, Store, StoreError, TokenRow};
 
@@ -151,10 +151,8 @@ impl Job for ChannelRead {
     }
 
     fn run(store: &Store, reads: &[&Self]) -> Vec<Result<ChannelFound, StoreError>> {
-        match store.run("channel_get_many", |c| Ok(read_channels(c, reads)?)) {
-            Ok(found) => found.into_iter().map(Ok).collect(),
-            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
-        }
+        let found = store.run("channel_get_many", |c| Ok(read_channels(c, reads)?));
+        each(reads.len(), found)
     }
 }
 

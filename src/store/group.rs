@@ -208,6 +208,15 @@ pub(super) fn take_batch<R, J: Job>(queued: &mut Vec<(R, J)>) -> Vec<(R, J)> {
     batch
 }
 
+/// Each job's answer from a batch done as a whole: `jobs` answers, or the batch's error for
+/// every job.
+pub(super) fn each<T>(jobs: usize, done: Result<Vec<T>, StoreError>) -> Vec<Result<T, StoreError>> {
+    match done {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(e) => (0..jobs).map(|_| Err(e.clone())).collect(),
+    }
+}
+
 /// Answers each of a batch's `reads` from the rows one statement loaded for all of them,
 /// indexed by `key`: `pick` chooses a read's row (or none). A failed statement fails every
 /// read.
@@ -217,13 +226,11 @@ pub(super) fn answer_each<Q, R: Clone, K: Eq + Hash>(
     key: impl Fn(&R) -> K,
     pick: impl Fn(&Q, &HashMap<K, R>) -> Option<R>,
 ) -> Vec<Result<Option<R>, StoreError>> {
-    match rows {
-        Ok(rows) => {
-            let by_key: HashMap<K, R> = rows.into_iter().map(|r| (key(&r), r)).collect();
-            reads.iter().map(|read| Ok(pick(read, &by_key))).collect()
-        }
-        Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
-    }
+    let answers = rows.map(|rows| {
+        let by_key: HashMap<K, R> = rows.into_iter().map(|r| (key(&r), r)).collect();
+        reads.iter().map(|read| pick(read, &by_key)).collect()
+    });
+    each(reads.len(), answers)
 }
 
 #[cfg(test)]
