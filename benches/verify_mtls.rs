@@ -13,7 +13,11 @@
 //!   `hot_seeds` (its defaults unless set);
 //! - `BENCH_TARGET`: `token` (default) verifies by token id (`POST /v1/tokens/{id}/verify`);
 //!   `user` by user id (`POST /v1/users/{user}/verify`, the form the wire-compatible APIs
-//!   use: the user's tokens and open challenges are read, then tried).
+//!   use: the user's tokens and open challenges are read, then tried); `challenge` creates
+//!   twice `BENCH_TOKENS` challenges whose codes are returned (reporting the rate of creation
+//!   in the enrolment column) and verifies by challenge id (`POST /v1/challenges/{id}/verify`):
+//!   each of the first half once (accept), the second half with wrong codes (reject); no
+//!   pgbench beside it.
 //!
 //! Each connection drives its own share of the fleet, a token chosen at random per request:
 //! the accept phase sends each token's next code (a counter advance and an audit row), the
@@ -77,11 +81,13 @@ struct Phase {
     first_errors: Vec<String>,
 }
 
-/// What a request names: the token by its id, or its user (`u{n}`, one token each).
+/// What a request names: the token by its id, its user (`u{n}`, one token each), or a
+/// challenge by its id.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Token,
     User,
+    Challenge,
 }
 
 impl Target {
@@ -89,7 +95,8 @@ impl Target {
         match std::env::var("BENCH_TARGET").as_deref() {
             Err(_) | Ok("token") => Self::Token,
             Ok("user") => Self::User,
-            Ok(other) => panic!("BENCH_TARGET: `token` or `user`, not `{other}`"),
+            Ok("challenge") => Self::Challenge,
+            Ok(other) => panic!("BENCH_TARGET: `token`, `user` or `challenge`, not `{other}`"),
         }
     }
 
@@ -97,24 +104,26 @@ impl Target {
         match self {
             Self::Token => "token",
             Self::User => "user",
-        }
-    }
-
-    /// The verification path of token `n` (id `id`).
-    fn path(self, n: usize, id: &str) -> String {
-        match self {
-            Self::Token => format!("/v1/tokens/{id}/verify"),
-            Self::User => format!("/v1/users/u{n}/verify"),
+            Self::Challenge => "challenge",
         }
     }
 }
 
-/// One phase: `concurrency` connections for `seconds`; connection `w` owns tokens
-/// `w, w + concurrency, ...` and keeps their counters.
+/// What the phases verify.
+enum Work {
+    /// The fleet's tokens, by index, by token id or by user id; the counters are the workers'.
+    Fleet(Target, std::sync::Arc<Vec<String>>),
+    /// Challenges (id, code): the first half for the accept phase (each used once), the
+    /// second for the reject phase.
+    Challenges(std::sync::Arc<Vec<(String, String)>>),
+}
+
+/// One phase: `concurrency` connections for `seconds` (or until a connection has used its
+/// share of the challenges); connection `w` owns tokens or challenges `w, w + concurrency,
+/// ...` and keeps their counters.
 async fn phase(
     api: &helpers::app::Api,
-    ids: &std::sync::Arc<Vec<String>>,
-    target: Target,
+    work: &std::sync::Arc<Work>,
     concurrency: usize,
     accept: bool,
     seconds: u64,
@@ -123,30 +132,63 @@ async fn phase(
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        let (api, ids) = (api.clone(), ids.clone());
+        let (api, work) = (api.clone(), work.clone());
         tasks.push(tokio::spawn(async move {
-            let owned: Vec<usize> = (w..ids.len()).step_by(concurrency).collect();
+            let size = match &*work {
+                Work::Fleet(_, ids) => ids.len(),
+                Work::Challenges(all) => all.len() / 2,
+            };
+            let owned: Vec<usize> = (w..size).step_by(concurrency).collect();
             let mut counters = vec![0u64; owned.len()];
             let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (w as u64 + 1);
             let mut out = Phase::default();
             let mut sent = 0u64;
-            while Instant::now() < deadline && sent < MAX_REQUESTS_PER_WORKER && !owned.is_empty() {
+            let limit = match &*work {
+                Work::Challenges(_) if accept => owned.len() as u64,
+                _ => MAX_REQUESTS_PER_WORKER,
+            };
+            while Instant::now() < deadline && sent < limit && !owned.is_empty() {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 let k = (rng % owned.len() as u64) as usize;
-                let n = owned[k];
-                // Accept path: the token's next code. Reject path: a code far outside the window.
-                let c = if accept {
-                    counters[k]
-                } else {
-                    counters[k] + 100_000
+                let (path, code) = match &*work {
+                    Work::Fleet(target, ids) => {
+                        let n = owned[k];
+                        // Accept: the token's next code. Reject: a code far outside the window.
+                        let c = if accept {
+                            counters[k]
+                        } else {
+                            counters[k] + 100_000
+                        };
+                        let path = match target {
+                            Target::User => format!("/v1/users/u{n}/verify"),
+                            _ => format!("/v1/tokens/{}/verify", ids[n]),
+                        };
+                        (path, hotp(&seed(n), Algorithm::Sha1, c, 6))
+                    }
+                    Work::Challenges(all) => {
+                        // Accept: each challenge of the first half once, in turn. Reject: a
+                        // challenge of the second half at random, its code with the last digit
+                        // changed.
+                        let (id, code) = if accept {
+                            &all[owned[sent as usize]]
+                        } else {
+                            &all[size + owned[k]]
+                        };
+                        let code = if accept {
+                            code.clone()
+                        } else {
+                            let mut wrong = code.clone();
+                            let last = wrong.pop().unwrap_or('0');
+                            wrong.push(if last == '9' { '0' } else { '9' });
+                            wrong
+                        };
+                        (format!("/v1/challenges/{id}/verify"), code)
+                    }
                 };
-                let code = hotp(&seed(n), Algorithm::Sha1, c, 6);
                 let t = Instant::now();
-                let (status, v) = api
-                    .post(&target.path(n, &ids[n]), json!({"otp": code}))
-                    .await;
+                let (status, v) = api.post(&path, json!({"otp": code})).await;
                 out.latencies.push(t.elapsed());
                 let want = if accept { "accept" } else { "reject" };
                 let result = v["result"].as_str().unwrap_or_default();
@@ -177,6 +219,39 @@ async fn phase(
         all.first_errors.extend(p.first_errors);
     }
     (all, started.elapsed().as_secs_f64())
+}
+
+/// Creates `2 * size` challenges whose codes are returned (`delivery: "response"`) over the
+/// phases' connections; returns them and the rate of creation (challenges/s).
+async fn create_challenges(
+    api: &helpers::app::Api,
+    size: usize,
+    concurrency: usize,
+) -> (Vec<(String, String)>, f64) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for n in (w..2 * size).step_by(concurrency) {
+                let body = json!({"destination": format!("+1415{:07}", n % 10_000_000),
+                                  "delivery": "response"});
+                let (status, v) = api.post("/v1/challenges", body).await;
+                assert_eq!(status.as_u16(), 201, "creating a challenge: {v}");
+                let id = v["id"].as_str().unwrap().to_owned();
+                made.push((n, (id, v["otp"].as_str().unwrap().to_owned())));
+            }
+            made
+        }));
+    }
+    let mut all = Vec::with_capacity(2 * size);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by_key(|(n, _)| *n);
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    (all.into_iter().map(|(_, c)| c).collect(), rate)
 }
 
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -384,22 +459,48 @@ fn main() {
                 .into_iter()
                 .chain(passed_on())
                 .collect(),
-                config_toml: None,
+                // Challenges: limits far above what a run creates, and failures counted
+                // without locking them during the reject phase.
+                config_toml: (target == Target::Challenge).then(|| {
+                    "[challenges]\nper_destination_limit = 1000000\n\
+                     per_channel_limit = 100000000\nmax_failures = 1000\n"
+                        .to_owned()
+                }),
             });
-            let (ids, enrol_rate) = enrol_fleet(&env, size);
-            let ids = std::sync::Arc::new(ids);
-            let server = Server::start(&env);
-            let api = server.api(&env.channel_key);
+            let (work, enrol_rate, server, api) = if target == Target::Challenge {
+                let key = env.create_channel("bench", &["--may-receive-otp"]);
+                let server = Server::start(&env);
+                let api = server.api(&key);
+                let (made, rate) = rt.block_on(create_challenges(&api, size, concurrency));
+                (
+                    Work::Challenges(std::sync::Arc::new(made)),
+                    rate,
+                    server,
+                    api,
+                )
+            } else {
+                let (ids, rate) = enrol_fleet(&env, size);
+                let server = Server::start(&env);
+                let api = server.api(&env.channel_key);
+                (
+                    Work::Fleet(target, std::sync::Arc::new(ids)),
+                    rate,
+                    server,
+                    api,
+                )
+            };
+            let work = std::sync::Arc::new(work);
             let mut phases = Vec::new();
             for accept in [true, false] {
                 let before = rt.block_on(commits(&server));
-                let result = rt.block_on(phase(&api, &ids, target, concurrency, accept, seconds));
+                let result = rt.block_on(phase(&api, &work, concurrency, accept, seconds));
                 let after = rt.block_on(commits(&server));
                 let per_commit = (after.0 - before.0) / (after.1 - before.1).max(1.0);
                 phases.push((accept, result, rss_mb(server.pid()), per_commit));
             }
             // After the phases: pgbench moves counters the generator would not know about.
-            let (pg_tps, pg_p99) = if with_pgbench {
+            // (Not beside challenges: its transaction updates a token.)
+            let (pg_tps, pg_p99) = if with_pgbench && target != Target::Challenge {
                 pgbench(&env, size, concurrency, seconds)
             } else {
                 (0.0, 0.0)
