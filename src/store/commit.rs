@@ -1,12 +1,12 @@
 //! Group commit: the outcomes of concurrent verifications settled together, in one
 //! transaction, each caller answered only once that transaction has committed.
 //!
-//! A caller queues its operation and, if no batch is being committed, commits everything
-//! queued (it leads); otherwise it waits for the leader, and leads the next batch itself if
-//! its operation is still queued. Every operation keeps its own conditional `UPDATE`
-//! semantics (promise 4) and its own audit rows in the same transaction (promise 7): a batch
-//! never holds two operations on the same token, so each sees the state the previous batch
-//! committed. A batch that fails for a reason other than a lost database is retried one
+//! A caller queues its operation (a token's advance or failures, a challenge's use or
+//! failure, an audit row) and waits; the commit group's runner (`group`) takes everything
+//! queued as one batch. Every operation keeps its own conditional `UPDATE` semantics
+//! (promise 4) and its own audit rows in the same transaction (promise 7): a batch never
+//! holds two operations on the same token or challenge, so each sees the state the previous
+//! batch committed. A batch that fails for a reason other than a lost database is retried one
 //! operation at a time, so one bad operation cannot fail its neighbours.
 
 use std::collections::{HashMap, HashSet};
