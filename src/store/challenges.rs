@@ -8,14 +8,13 @@ use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::sql_types::Text;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use super::batch::{self, Batch, Statement};
 use super::commit::{mismatch, Op, Outcome};
 use super::group::{each, Job};
-use super::schema::{challenges, channels, outbox};
+use super::schema::{challenge_counts, challenges, channels, outbox};
 use super::{Store, StoreError};
 
 /// A challenge as stored: never the code, only its MAC.
@@ -87,6 +86,44 @@ pub enum Creation {
     RateLimited,
     /// The channel's message budget is spent.
     BudgetSpent,
+}
+
+/// The longest window a limit may have (the configuration's bound): an interval that ended
+/// longer ago than this counts against no limit.
+const LONGEST_WINDOW: chrono::Duration = chrono::Duration::days(1);
+
+/// The end of the interval `at` falls in, for a channel window of `window`: intervals are a
+/// 600th of the window, at least a second, aligned on the epoch.
+fn counted(at: DateTime<Utc>, window: chrono::Duration) -> DateTime<Utc> {
+    let width = (window.num_seconds() / 600).max(1);
+    let end = (at.timestamp().div_euclid(width) + 1) * width;
+    DateTime::from_timestamp(end, 0).unwrap_or(at)
+}
+
+/// Counts `new` in its channel's interval; the first creation in an interval also drops the
+/// channel's intervals older than any window.
+fn count(c: &mut PgConnection, new: &ChallengeRow, limits: &Limits) -> QueryResult<()> {
+    let ends_at = counted(new.created_at, new.created_at - limits.channel_since);
+    let created: i32 = diesel::insert_into(challenge_counts::table)
+        .values((
+            challenge_counts::channel_id.eq(new.channel_id),
+            challenge_counts::ends_at.eq(ends_at),
+            challenge_counts::created.eq(1),
+        ))
+        .on_conflict((challenge_counts::channel_id, challenge_counts::ends_at))
+        .do_update()
+        .set(challenge_counts::created.eq(challenge_counts::created + 1))
+        .returning(challenge_counts::created)
+        .get_result(c)?;
+    if created == 1 {
+        diesel::delete(
+            challenge_counts::table
+                .filter(challenge_counts::channel_id.eq(new.channel_id))
+                .filter(challenge_counts::ends_at.lt(new.created_at - LONGEST_WINDOW)),
+        )
+        .execute(c)?;
+    }
+    Ok(())
 }
 
 /// How a proposed use of a challenge ended.
@@ -230,9 +267,13 @@ impl Store {
 
 impl Store {
     /// Creates a challenge, queues its message, spends one unit of the channel's budget for
-    /// a message, and writes the audit row — unless a limit says no. The per-destination
-    /// count is taken under a transaction-scoped advisory lock on (channel, destination), so
-    /// concurrent requests and several nodes cannot exceed it.
+    /// a message, and writes the audit row — unless a limit says no. The channel's row is
+    /// locked first, so creations in one channel take turns, on every node: both counts and
+    /// the budget are exact under concurrent requests.
+    ///
+    /// The per-destination count reads the destination's challenges in its window (no more
+    /// than its limit). The per-channel count sums the channel's counted intervals, a
+    /// fixed number of rows whatever the channel's rate.
     pub fn create_challenge(
         &self,
         new: &ChallengeRow,
@@ -241,39 +282,36 @@ impl Store {
         entry: &AuditEntry,
     ) -> Result<Creation, StoreError> {
         self.transaction("challenge_create", |c| {
-            let lock_key = format!("{}|{}", new.channel_id, new.destination);
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind::<Text, _>(&lock_key)
-                .execute(c)?;
+            let budget: Option<i64> = channels::table
+                .find(new.channel_id)
+                .select(channels::message_budget)
+                .for_no_key_update()
+                .first(c)?;
             let same_destination: i64 = challenges::table
                 .filter(challenges::channel_id.eq(new.channel_id))
                 .filter(challenges::destination.eq(&new.destination))
                 .filter(challenges::created_at.gt(limits.destination_since))
                 .count()
                 .get_result(c)?;
-            let same_channel: i64 = challenges::table
-                .filter(challenges::channel_id.eq(new.channel_id))
-                .filter(challenges::created_at.gt(limits.channel_since))
-                .count()
+            let same_channel: Option<i64> = challenge_counts::table
+                .filter(challenge_counts::channel_id.eq(new.channel_id))
+                .filter(challenge_counts::ends_at.gt(limits.channel_since))
+                .select(diesel::dsl::sum(challenge_counts::created))
                 .get_result(c)?;
-            if same_destination >= limits.per_destination || same_channel >= limits.per_channel {
+            if same_destination >= limits.per_destination
+                || same_channel.unwrap_or(0) >= limits.per_channel
+            {
                 return Ok(Creation::RateLimited);
             }
-            if message.is_some() {
-                let budget: Option<i64> = channels::table
-                    .find(new.channel_id)
-                    .select(channels::message_budget)
-                    .for_update()
-                    .first(c)?;
-                if let Some(left) = budget {
-                    if left <= 0 {
-                        return Ok(Creation::BudgetSpent);
-                    }
-                    diesel::update(channels::table.find(new.channel_id))
-                        .set(channels::message_budget.eq(left - 1))
-                        .execute(c)?;
+            if let (Some(_), Some(left)) = (message, budget) {
+                if left <= 0 {
+                    return Ok(Creation::BudgetSpent);
                 }
+                diesel::update(channels::table.find(new.channel_id))
+                    .set(channels::message_budget.eq(left - 1))
+                    .execute(c)?;
             }
+            count(c, new, limits)?;
             let row = diesel::insert_into(challenges::table)
                 .values(new)
                 .returning(ChallengeRow::as_returning())
@@ -462,6 +500,44 @@ impl Settled {
             Self::Expired => "expired",
             Self::Locked => "locked",
             Self::Used => "accept",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 250_000_000).unwrap()
+    }
+
+    #[test]
+    fn an_interval_is_a_600th_of_the_window_and_at_least_a_second() {
+        let minute = chrono::Duration::seconds(60);
+        assert_eq!(
+            counted(at(1_000), minute),
+            at(1_001) - chrono::Duration::milliseconds(250)
+        );
+        let day = chrono::Duration::days(1);
+        // 144-second intervals: 1,000 falls in [864, 1,008).
+        assert_eq!(counted(at(1_000), day).timestamp(), 1_008);
+        assert_eq!(counted(at(1_007), day).timestamp(), 1_008);
+        assert_eq!(counted(at(1_008), day).timestamp(), 1_152);
+    }
+
+    #[test]
+    fn a_creation_counts_for_its_window_and_less_than_an_interval_more() {
+        for window in [1, 59, 60, 600, 3_600, 86_400] {
+            let window = chrono::Duration::seconds(window);
+            let width = chrono::Duration::seconds((window.num_seconds() / 600).max(1));
+            for t in [0, 1, 599, 86_399, 1_700_000_123] {
+                let created = at(t);
+                let end = counted(created, window);
+                // Counted while the interval's end is after the window's start, i.e. until
+                // `end + window`: never less than the window, less than one interval more.
+                assert!(end > created && end <= created + width, "{window} {t}");
+            }
         }
     }
 }

@@ -16,6 +16,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    challenge_counts (channel_id, ends_at) {
+        channel_id -> Uuid,
+        ends_at -> Timestamptz,
+        created -> Int4,
+    }
+}
+
+diesel::table! {
     channels (id) {
         id -> Uuid,
         name -> Text,
@@ -121,6 +129,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(challenge_counts -> channels (channel_id));
 diesel::joinable!(challenges -> channels (channel_id));
 diesel::joinable!(freezes -> channels (channel_id));
 diesel::joinable!(outbox -> challenges (challenge_id));
@@ -129,5 +138,13 @@ diesel::joinable!(tokens -> channels (channel_id));
 diesel::joinable!(users -> channels (channel_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    audit_log, challenges, channels, freezes, outbox, templates, tokens, users,
+    audit_log,
+    challenge_counts,
+    challenges,
+    channels,
+    freezes,
+    outbox,
+    templates,
+    tokens,
+    users,
 );

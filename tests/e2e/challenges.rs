@@ -340,6 +340,88 @@ async fn too_many_challenges_for_one_destination_are_refused_429() {
     .await;
 }
 
+/// Both limits hold when creations arrive at once, through two server processes: one
+/// channel's creations take turns, so no count misses a creation still in flight. Each of
+/// three channels, one after the other, gets its own count (and the race three chances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creations_through_two_processes_stop_at_the_limits() {
+    let env = Env::with_config(
+        "[challenges]\nper_destination_limit = 3\nper_channel_limit = 7\n".to_owned(),
+    );
+    let keys: Vec<_> = (0..3)
+        .map(|n| env.create_channel(&format!("ivr{n}"), &["--may-receive-otp"]))
+        .collect();
+    let (first, second) = (Server::start(&env), Server::start(&env));
+    for (n, key) in keys.iter().enumerate() {
+        let apis = [first.api(key), second.api(key)];
+        // 12 for one destination, 24 for a destination each.
+        let tasks: Vec<_> = (0..36)
+            .map(|i| {
+                let api = apis[i % 2].clone();
+                let destination = if i % 3 == 0 {
+                    "+14155550100".to_owned()
+                } else {
+                    format!("+141555502{i:02}")
+                };
+                let body = json!({"destination": destination.clone(), "delivery": "response"});
+                tokio::spawn(async move { (destination, api.post("/v1/challenges", body).await) })
+            })
+            .collect();
+        let (mut created, mut shared) = (0, 0);
+        for task in tasks {
+            let (destination, (status, v)) = task.await.unwrap();
+            match (status.as_u16(), v["error"]["code"].as_str()) {
+                (201, _) => {
+                    created += 1;
+                    shared += usize::from(destination == "+14155550100");
+                }
+                (429, Some("rate_limited")) => {}
+                other => panic!("channel {n}: unexpected {other:?}: {v}"),
+            }
+        }
+        assert_eq!(created, 7, "channel {n}: the channel's limit");
+        assert!(
+            shared <= 3,
+            "channel {n}: the destination's limit: {shared} created"
+        );
+        assert_eq!(
+            env.sql(&format!(
+                "SELECT count(*) FROM challenges c JOIN channels ch ON ch.id = c.channel_id \
+                 WHERE ch.name = 'ivr{n}'"
+            )),
+            "7"
+        );
+    }
+}
+
+/// The channel's window slides: a creation counts against the limit for the window (and
+/// less than a second more, its counting interval), then no longer.
+#[tokio::test]
+async fn a_channel_creates_again_once_its_window_has_passed() {
+    let env = Env::with_config(
+        "[challenges]\nper_channel_limit = 2\nper_channel_window_seconds = 2\n".to_owned(),
+    );
+    let key = env.create_channel("ivr", &["--may-receive-otp"]);
+    let server = Server::start(&env);
+    let api = server.api(&key);
+    let create = |n: u32| {
+        let api = api.clone();
+        async move {
+            let body = json!({"destination": format!("+1415555010{n}"), "delivery": "response"});
+            api.post("/v1/challenges", body).await.0.as_u16()
+        }
+    };
+    assert_eq!(
+        (create(0).await, create(1).await, create(2).await),
+        (201, 201, 429)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    assert_eq!(
+        (create(3).await, create(4).await, create(5).await),
+        (201, 201, 429)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_message_budget_is_refused() {
     let sms = HttpPeer::start().await;
