@@ -26,6 +26,9 @@ pub enum StartupError {
     /// The HSM refused the configuration.
     #[error(transparent)]
     Hsm(#[from] HsmError),
+    /// The service keys could not be found or created.
+    #[error("HSM keys: {0}")]
+    Keys(#[from] crate::service::Error),
     /// A listener could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),

@@ -160,6 +160,28 @@ impl HsmMac<'_> {
     }
 }
 
+/// The service's long-lived keys: label, how to generate, template.
+fn service_keys() -> [(&'static str, Mechanism<'static>, Vec<Attribute>); 4] {
+    [
+        (KEK_LABEL, Mechanism::AesKeyGen, template::kek(KEK_LABEL)),
+        (
+            CHANNEL_MAC_LABEL,
+            Mechanism::GenericSecretKeyGen,
+            template::mac_key(CHANNEL_MAC_LABEL),
+        ),
+        (
+            CHALLENGE_MAC_LABEL,
+            Mechanism::GenericSecretKeyGen,
+            template::mac_key(CHALLENGE_MAC_LABEL),
+        ),
+        (
+            OUTBOX_KEY_LABEL,
+            Mechanism::AesKeyGen,
+            template::data_key(OUTBOX_KEY_LABEL),
+        ),
+    ]
+}
+
 impl Hsm {
     /// Prepares the pool. Nothing is loaded until the first operation (or [`Hsm::ensure_keys`]).
     pub fn new(settings: HsmSettings, metrics: Arc<Metrics>) -> Self {
@@ -176,27 +198,12 @@ impl Hsm {
         }
     }
 
-    /// Finds the service's long-lived keys, creating any that are missing.
+    /// Finds the service's long-lived keys, creating any that are missing. PKCS#11 has no
+    /// lock: two processes doing this at once on a fresh token could each create a key, so
+    /// callers take turns (`Services::ensure_keys` holds a database lock).
     pub fn ensure_keys(&self) -> Result<(), HsmError> {
         self.run("ensure_keys", |s, generation| {
-            for (label, mechanism, template) in [
-                (KEK_LABEL, Mechanism::AesKeyGen, template::kek(KEK_LABEL)),
-                (
-                    CHANNEL_MAC_LABEL,
-                    Mechanism::GenericSecretKeyGen,
-                    template::mac_key(CHANNEL_MAC_LABEL),
-                ),
-                (
-                    CHALLENGE_MAC_LABEL,
-                    Mechanism::GenericSecretKeyGen,
-                    template::mac_key(CHALLENGE_MAC_LABEL),
-                ),
-                (
-                    OUTBOX_KEY_LABEL,
-                    Mechanism::AesKeyGen,
-                    template::data_key(OUTBOX_KEY_LABEL),
-                ),
-            ] {
+            for (label, mechanism, template) in service_keys() {
                 match self.handle(s, generation, label) {
                     Ok(_) => {}
                     Err(HsmError::NotFound(_)) => {
@@ -208,6 +215,20 @@ impl Hsm {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// Whether every long-lived key of the service is on the token (none is created).
+    pub fn has_keys(&self) -> Result<bool, HsmError> {
+        self.run("has_keys", |s, generation| {
+            for (label, _, _) in service_keys() {
+                match self.handle(s, generation, label) {
+                    Ok(_) => {}
+                    Err(HsmError::NotFound(_)) => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(true)
         })
     }
 

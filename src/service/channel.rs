@@ -310,7 +310,7 @@ impl Services {
             .map(|n| normalise_network(n))
             .collect::<Option<Vec<_>>>()
             .ok_or(Error::InvalidRequest("allow_ip"))?;
-        self.hsm.ensure_keys()?;
+        self.ensure_keys()?;
         let (key, key_mac) = self.new_channel_key()?;
         let account_number = self.hsm.challenge_code(10)?.expose().to_owned();
         let row = self.store.insert_channel(&NewChannel {

@@ -102,9 +102,18 @@ impl Services {
         self.outbox_ready.clone()
     }
 
-    /// Finds or creates the HSM's long-lived keys.
-    pub fn ensure_keys(&self) -> Result<(), crate::hsm::HsmError> {
-        self.hsm.ensure_keys()
+    /// Finds or creates the HSM's long-lived keys. Only when one is missing (a fresh token)
+    /// does it need the database: the processes that start at once on it take turns under a
+    /// database lock, so the first creates the keys and the others find them.
+    pub fn ensure_keys(&self) -> Result<(), Error> {
+        if self.hsm.has_keys()? {
+            return Ok(());
+        }
+        Ok(self
+            .store
+            .exclusively("hsm-otp: create the HSM's service keys", || {
+                self.hsm.ensure_keys()
+            })??)
     }
 
     /// Proves that seeds can be stored and used in the configured storage mode.

@@ -184,6 +184,18 @@ impl Store {
     }
 
     /// Runs `f` in one transaction on a pooled connection.
+    /// Runs `f` while holding the advisory lock `name`, which every process on this
+    /// database shares: callers of any process take turns. `f` does not use the database
+    /// (the lock lives in a transaction of its own, ended when `f` returns).
+    pub fn exclusively<R>(&self, name: &str, f: impl FnOnce() -> R) -> Result<R, StoreError> {
+        self.transaction("exclusively", |c| {
+            let lock = diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(name);
+            diesel::RunQueryDsl::execute(lock, c)?;
+            Ok(f())
+        })
+    }
+
     fn transaction<R>(
         &self,
         operation: &'static str,

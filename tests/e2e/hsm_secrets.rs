@@ -11,7 +11,7 @@ use hsm_otp::oath::vectors::{rfc6238_seed, RFC4226_CODES, RFC4226_SEED, RFC6238_
 use hsm_otp::oath::{self, time_step, Period};
 use serde_json::json;
 
-use crate::helpers::{in_both_modes, start, Env};
+use crate::helpers::{in_both_modes, start, Env, Server};
 
 /// `pkcs11-tool --list-objects` blocks as (label, usage, access).
 fn secret_keys(env: &Env) -> Vec<(String, Vec<String>, Vec<String>)> {
@@ -360,5 +360,49 @@ fn the_rfc_vectors_hold_with_the_hmac_computed_in_the_hsm() {
         (hsm_otp::hsm::OUTBOX_KEY_LABEL, copy(false, false, true)),
     ] {
         assert_eq!(hsm.working_key_flags(label).unwrap(), flags, "{label}");
+    }
+}
+
+/// Several processes started at once on a fresh token (replicas of one deployment, say)
+/// create each of the service's long-lived keys once between them: two of one key would
+/// leave each process using its own (a seed wrapped by one unreadable by the other), and
+/// every later start refusing the ambiguous label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_started_at_once_on_a_fresh_token_create_each_service_key_once() {
+    let mut env = Env::new();
+    env.replace_token();
+    // SoftHSM's file store is not made for several processes writing one token: one that
+    // reads while another writes may find no token, or fail. Each replica tries again (as
+    // an orchestrator restarts one that exits); a key made twice would fail every try.
+    let replica = |n: usize| {
+        let name = format!("replica{n}");
+        for _ in 0..10 {
+            let out = env.cli(&["channel", "create", &name, "--json"]);
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                return v["channel_key"].as_str().unwrap().to_owned();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("{name} never started");
+    };
+    let keys: Vec<String> = std::thread::scope(|s| {
+        let replicas: Vec<_> = (0..6).map(|n| s.spawn(move || replica(n))).collect();
+        replicas.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut labels: Vec<String> = secret_keys(&env).into_iter().map(|(l, _, _)| l).collect();
+    labels.sort();
+    let mut once = labels.clone();
+    once.dedup();
+    assert_eq!(labels, once, "a service key made twice");
+    assert_eq!(labels.len(), 4, "{labels:?}");
+    // Every channel works, and a seed enrolled through one process is used by another.
+    let (first, second) = (Server::start(&env), Server::start(&env));
+    for key in &keys {
+        let id = first.api(key).enrol_rfc_hotp("u").await;
+        assert_eq!(
+            second.api(key).verify(&id, RFC4226_CODES[0]).await,
+            "accept"
+        );
     }
 }

@@ -115,6 +115,16 @@ impl Env {
         env
     }
 
+    /// Points every later process at a fresh, empty token (no service key yet).
+    pub fn replace_token(&mut self) {
+        let dir = self
+            .dir
+            .path()
+            .join(format!("hsm-{}", uuid::Uuid::new_v4().simple()));
+        let (conf, label, pin) = softhsm_token(&dir);
+        (self.softhsm_conf, self.token_label, self.user_pin) = (conf, label, pin);
+    }
+
     /// The environment every `hsm-otp` process of this test gets.
     pub fn process_env(&self) -> Vec<(String, String)> {
         let mut vars = vec![
