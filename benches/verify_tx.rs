@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let entries: Vec<AuditEntry> = tokens.iter().map(|t| entry(channel, t.id)).collect();
-    store.insert_tokens(&tokens, &entries).unwrap();
+    store.insert_tokens(&tokens, &entries, None).unwrap();
     let ids: Vec<Uuid> = tokens.iter().map(|t| t.id).collect();
 
     let mut factors = vec![0i64; TOKENS];

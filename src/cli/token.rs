@@ -32,6 +32,11 @@ pub enum TokenCommand {
         /// The seed file. It holds secrets: keep it off shared disks and destroy it after.
         #[arg(long)]
         file: PathBuf,
+        /// Imports the rest of a file whose import into the channel stopped midway (the
+        /// file is known by its content). Without it, a file imported before, wholly or in
+        /// part, is refused: no token is enrolled twice.
+        #[arg(long)]
+        resume: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -43,6 +48,7 @@ pub(super) fn run(command: TokenCommand, config: &Config) -> Result<(), CliError
     let TokenCommand::Import {
         channel,
         file,
+        resume,
         json,
     } = command;
     let services = crate::startup::services(config)?;
@@ -50,20 +56,35 @@ pub(super) fn run(command: TokenCommand, config: &Config) -> Result<(), CliError
         .ensure_keys()
         .map_err(|e| CliError::Other(e.to_string()))?;
     let started = Instant::now();
-    let total = check_file(&file)?;
+    let (total, digest) = check_file(&file)?;
     let caller = services.import_caller(&channel, uuid::Uuid::new_v4())?;
+    let mut progress = services.import_progress(&caller, &digest, total)?;
+    let skipped = progress.imported();
+    if skipped == progress.total() {
+        return Err(CliError::Other(format!(
+            "this seed file was imported into {channel} before ({skipped} tokens); \
+             nothing was imported"
+        )));
+    }
+    if skipped > 0 && !resume {
+        return Err(CliError::Other(format!(
+            "an import of this seed file into {channel} stopped after {skipped} of {total} \
+             tokens; nothing was imported (--resume imports the rest)"
+        )));
+    }
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(config.hsm.max_sessions)
         .max(1);
     let mut imported = 0usize;
-    let result = each_batch(&file, |batch| {
-        imported += services.import_tokens(&caller, batch, threads)?;
+    let result = each_batch(&file, skipped, |batch| {
+        imported += services.import_tokens(&caller, batch, threads, &mut progress)?;
         Ok(())
     });
     if let Err(e) = result {
         return Err(CliError::Other(format!(
-            "{e}; {imported} of {total} tokens were imported (request id {}) before it stopped",
+            "{e}; {} of {total} tokens are imported (request id {}); --resume imports the rest",
+            progress.imported(),
             caller.request_id
         )));
     }
@@ -72,11 +93,15 @@ pub(super) fn run(command: TokenCommand, config: &Config) -> Result<(), CliError
     if json {
         println!(
             "{}",
-            json!({"channel": channel, "imported": imported, "seconds": seconds,
-                   "tokens_per_second": rate, "request_id": caller.request_id})
+            json!({"channel": channel, "imported": imported, "skipped": skipped,
+                   "seconds": seconds, "tokens_per_second": rate,
+                   "request_id": caller.request_id})
         );
     } else {
         println!("imported {imported} tokens into {channel} in {seconds:.1} s ({rate:.0}/s)");
+        if skipped > 0 {
+            println!("{skipped} tokens of the file were imported before");
+        }
     }
     Ok(())
 }
@@ -102,8 +127,9 @@ fn header(
     Err(CliError::Other("the seed file is empty".into()))
 }
 
-/// Checks every record; returns how many there are, or the first bad lines.
-fn check_file(path: &Path) -> Result<usize, CliError> {
+/// Checks every record; returns how many there are and the file's SHA-256, or the first bad
+/// lines.
+fn check_file(path: &Path) -> Result<(usize, [u8; 32]), CliError> {
     let mut lines = open(path)?;
     let file = header(&mut lines)?;
     let (mut count, mut bad) = (0usize, Vec::new());
@@ -127,12 +153,24 @@ fn check_file(path: &Path) -> Result<usize, CliError> {
     if count == 0 {
         return Err(CliError::Other("the seed file holds no tokens".into()));
     }
-    Ok(count)
+    Ok((count, sha256(path)?))
 }
 
-/// Hands the records to `f` in batches of [`BATCH`].
+/// The SHA-256 of the file at `path`, read in blocks.
+fn sha256(path: &Path) -> Result<[u8; 32], CliError> {
+    use sha2::Digest;
+    let mut file =
+        File::open(path).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    Ok(hasher.finalize().into())
+}
+
+/// Hands the records after the first `skip` to `f` in batches of [`BATCH`].
 fn each_batch(
     path: &Path,
+    mut skip: usize,
     mut f: impl FnMut(Vec<Enrolment>) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     let mut lines = open(path)?;
@@ -141,6 +179,10 @@ fn each_batch(
     for (n, line) in lines {
         let line = line.map_err(|e| CliError::Other(format!("line {n}: {e}")))?;
         if !is_record(&line) {
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
             continue;
         }
         batch.push(

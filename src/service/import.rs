@@ -14,6 +14,7 @@ use super::{Caller, Channel, Error, Missing, Services};
 use crate::domain::{Algorithm, Digits, SecretBytes, TokenKind};
 use crate::hsm::SeedRef;
 use crate::oath::Period;
+use crate::store::ImportMark;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Column {
@@ -143,6 +144,25 @@ impl SeedFile {
     }
 }
 
+/// Where a seed file's import into a channel stands.
+#[derive(Debug)]
+pub struct ImportProgress {
+    mark: ImportMark,
+    total: i64,
+}
+
+impl ImportProgress {
+    /// The file's tokens imported so far (by this run and earlier ones).
+    pub fn imported(&self) -> usize {
+        usize::try_from(self.mark.imported).unwrap_or(0)
+    }
+
+    /// The file's tokens.
+    pub fn total(&self) -> usize {
+        usize::try_from(self.total).unwrap_or(0)
+    }
+}
+
 impl Services {
     /// The caller an import acts as: the channel `name`, with `import_id` as request id.
     pub fn import_caller(&self, name: &str, import_id: Uuid) -> Result<Caller, Error> {
@@ -161,14 +181,47 @@ impl Services {
         })
     }
 
+    /// Where the import of a seed file into `caller`'s channel stands, the file known by its
+    /// SHA-256: starts it if it never was. The file is recorded by an HSM MAC of its
+    /// digest, never by the digest of its seeds itself.
+    pub fn import_progress(
+        &self,
+        caller: &Caller,
+        file_sha256: &[u8; 32],
+        total: usize,
+    ) -> Result<ImportProgress, Error> {
+        let message = format!("hsm-otp seed file|{}", hex::encode(file_sha256));
+        let file_mac = self.hsm.channel_key_mac(message.as_bytes())?;
+        let total = i64::try_from(total).map_err(|_| Error::InvalidRequest("file"))?;
+        let imported = match self.store.import_progress(caller.channel.id, &file_mac)? {
+            Some((_, imported)) => imported,
+            None => {
+                self.store
+                    .begin_import(caller.channel.id, &file_mac, total)?;
+                0
+            }
+        };
+        Ok(ImportProgress {
+            mark: ImportMark {
+                channel_id: caller.channel.id,
+                file_mac,
+                imported,
+            },
+            total,
+        })
+    }
+
     /// Enrols a batch of checked records for `caller`'s channel: the seeds go into the HSM
     /// on `threads` sessions at once, then every row and its `import` audit row are written
-    /// in one transaction. Returns how many were enrolled.
+    /// in one transaction, with the file's count of imported tokens (`progress`, moved on
+    /// past the batch; `Conflict` if another run moved it meanwhile). Returns how many were
+    /// enrolled.
     pub fn import_tokens(
         &self,
         caller: &Caller,
         records: Vec<Enrolment>,
         threads: usize,
+        progress: &mut ImportProgress,
     ) -> Result<usize, Error> {
         let storage = self.policy.seed_storage;
         let part = records.len().div_ceil(threads.max(1)).max(1);
@@ -216,7 +269,7 @@ impl Services {
         }
         let written = match failure {
             Some(e) => Err(e),
-            None => self.write_imported(caller, &records, &refs),
+            None => self.write_imported(caller, &records, &refs, &progress.mark),
         };
         if let Err(e) = written {
             // Undo: no orphan seed object in the HSM.
@@ -227,6 +280,7 @@ impl Services {
             }
             return Err(e);
         }
+        progress.mark.imported += records.len() as i64;
         Ok(records.len())
     }
 
@@ -235,6 +289,7 @@ impl Services {
         caller: &Caller,
         records: &[Enrolment],
         refs: &[SeedRef],
+        mark: &ImportMark,
     ) -> Result<(), Error> {
         let rows = records
             .iter()
@@ -245,7 +300,7 @@ impl Services {
             .iter()
             .map(|row| enrol_audit(caller, row, "import"))
             .collect();
-        Ok(self.store.insert_tokens(&rows, &entries)?)
+        Ok(self.store.insert_tokens(&rows, &entries, Some(mark))?)
     }
 }
 

@@ -19,7 +19,7 @@ pub use crate::store::Candidates;
 pub use challenge::{Challenge, ChallengePolicy, ChallengeRequest, CreatedChallenge, Delivery};
 pub use channel::{Caller, Channel, ChannelOptions, Credential, NewChannelKey};
 pub use error::{Error, Missing};
-pub use import::{is_record, SeedFile};
+pub use import::{is_record, ImportProgress, SeedFile};
 pub use keyed::{Freezing, KeyedCode};
 pub use message::LANGUAGES;
 pub use outbox::PendingMessage;

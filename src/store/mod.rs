@@ -27,7 +27,7 @@ pub use challenges::{ChallengeRow, Creation, Limits, NewMessage, Settled};
 pub use channels::{ChannelFound, ChannelRow, Naming, NewChannel};
 pub use outbox::{Attempt, OutboxRow};
 pub use templates::TemplateRow;
-pub use tokens::{Advance, Failure, NewToken, TokenRow};
+pub use tokens::{Advance, Failure, ImportMark, NewToken, TokenRow};
 pub use users::UserRow;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +59,9 @@ pub enum StoreError {
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Conflict,
+            // A unique key taken, or a conditional write that found the row moved on.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+            | DieselError::RollbackTransaction => Self::Conflict,
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
             | DieselError::BrokenTransactionManager => Self::Unavailable(e.to_string()),

@@ -68,6 +68,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    imports (channel_id, file_mac) {
+        channel_id -> Uuid,
+        file_mac -> Bytea,
+        total -> Int8,
+        imported -> Int8,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Int8,
         challenge_id -> Uuid,
@@ -132,6 +143,7 @@ diesel::table! {
 diesel::joinable!(challenge_counts -> channels (channel_id));
 diesel::joinable!(challenges -> channels (channel_id));
 diesel::joinable!(freezes -> channels (channel_id));
+diesel::joinable!(imports -> channels (channel_id));
 diesel::joinable!(outbox -> challenges (challenge_id));
 diesel::joinable!(templates -> channels (channel_id));
 diesel::joinable!(tokens -> channels (channel_id));

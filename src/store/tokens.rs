@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use super::commit::{mismatch, Op, Outcome};
 use super::group::{answer_each, Job};
-use super::schema::tokens;
+use super::schema::{imports, tokens};
 use super::{Store, StoreError};
 
 /// A token as stored. Holds no seed: only where the HSM keeps it.
@@ -137,6 +137,18 @@ pub enum Failure {
     Locked,
 }
 
+/// A seed file's import into a channel: its file's MAC, and how many of its tokens were in
+/// when the batch being written was read.
+#[derive(Clone, Debug)]
+pub struct ImportMark {
+    /// The channel imported into.
+    pub channel_id: Uuid,
+    /// The HSM MAC of the file's SHA-256.
+    pub file_mac: Vec<u8>,
+    /// Tokens of the file imported before this batch.
+    pub imported: i64,
+}
+
 impl Store {
     /// Creates a token and its audit row.
     pub fn insert_token(&self, new: &NewToken, entry: &AuditEntry) -> Result<TokenRow, StoreError> {
@@ -155,10 +167,24 @@ impl Store {
         &self,
         new: &[NewToken],
         entries: &[AuditEntry],
+        import: Option<&ImportMark>,
     ) -> Result<(), StoreError> {
         // 12 and 9 bind parameters a row: chunks stay well under PostgreSQL's 65,535.
         const CHUNK: usize = 2_000;
         self.transaction("token_insert_many", |c| {
+            if let Some(mark) = import {
+                // Counted with the tokens, only if no other run has moved the count.
+                let moved = diesel::update(imports::table.find((mark.channel_id, &mark.file_mac)))
+                    .filter(imports::imported.eq(mark.imported))
+                    .set((
+                        imports::imported.eq(imports::imported + new.len() as i64),
+                        imports::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(c)?;
+                if moved != 1 {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+            }
             for chunk in new.chunks(CHUNK) {
                 diesel::insert_into(tokens::table)
                     .values(chunk)
@@ -167,6 +193,43 @@ impl Store {
             for chunk in entries.chunks(CHUNK) {
                 audit::append_many(c, chunk)?;
             }
+            Ok(())
+        })
+    }
+
+    /// How far the import of the file with this MAC into `channel_id` went: `(total,
+    /// imported)`, or nothing if it was never started.
+    pub fn import_progress(
+        &self,
+        channel_id: Uuid,
+        file_mac: &[u8],
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        self.run("import_progress", |c| {
+            Ok(imports::table
+                .find((channel_id, file_mac))
+                .select((imports::total, imports::imported))
+                .first(c)
+                .optional()?)
+        })
+    }
+
+    /// Records the start of an import of `total` tokens; `Conflict` if it was started
+    /// already (by another run, meanwhile).
+    pub fn begin_import(
+        &self,
+        channel_id: Uuid,
+        file_mac: &[u8],
+        total: i64,
+    ) -> Result<(), StoreError> {
+        self.run("import_begin", |c| {
+            diesel::insert_into(imports::table)
+                .values((
+                    imports::channel_id.eq(channel_id),
+                    imports::file_mac.eq(file_mac),
+                    imports::total.eq(total),
+                    imports::imported.eq(0),
+                ))
+                .execute(c)?;
             Ok(())
         })
     }

@@ -129,3 +129,86 @@ fn a_seed_file_with_a_bad_line_imports_nothing_and_never_echoes_a_seed() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
+
+/// A seed file is imported once: run again, it is refused (two tokens with one seed would
+/// each accept the same code). A run that stopped midway — here the database refuses a row
+/// of the second transaction of 1,000 — is refused too, unless `--resume`, which imports the
+/// rest: every user of the file ends with exactly one token.
+#[test]
+fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() {
+    let env = Env::new();
+    let file = env.dir.path().join("fleet.csv");
+    let mut contents = String::from("user,seed_hex\n");
+    for n in 0..1_500 {
+        contents.push_str(&format!("u{n:04},{RFC_SEED_HEX}\n"));
+    }
+    std::fs::write(&file, &contents).unwrap();
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let tokens = || env.sql("SELECT count(*) || ' ' || count(DISTINCT user_id) FROM tokens");
+    env.sql(
+        "CREATE FUNCTION refuse_u1199() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.user_id = 'u1199' THEN RAISE EXCEPTION 'refused for the test'; END IF; \
+           RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON tokens \
+           FOR EACH ROW EXECUTE FUNCTION refuse_u1199()",
+    );
+    let out = env.import_seed_file(&file);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("1000 of 1500 tokens are imported")
+            && stderr(&out).contains("--resume"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tokens(), "1000 1000");
+    env.sql("DROP TRIGGER refuse ON tokens");
+
+    // Run again as before: refused, nothing written.
+    let out = env.import_seed_file(&file);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("stopped after 1000 of 1500 tokens"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tokens(), "1000 1000");
+
+    // Resumed: the rest.
+    let path = file.to_str().unwrap();
+    let out = env.cli(&[
+        "token",
+        "import",
+        "--channel",
+        "app",
+        "--file",
+        path,
+        "--resume",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["imported"].as_u64(), report["skipped"].as_u64()),
+        (Some(500), Some(1000))
+    );
+    assert_eq!(tokens(), "1500 1500");
+
+    // Done: refused, with or without --resume.
+    for args in [&["--json"][..], &["--resume", "--json"][..]] {
+        let mut all = vec!["token", "import", "--channel", "app", "--file", path];
+        all.extend_from_slice(args);
+        let out = env.cli(&all);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("imported into app before"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(tokens(), "1500 1500");
+    let dump = env.pg_dump();
+    assert!(
+        !dump.contains(RFC_SEED_HEX),
+        "the file is known by an HSM MAC only"
+    );
+}
