@@ -182,8 +182,8 @@ impl Services {
     }
 
     /// Where the import of a seed file into `caller`'s channel stands, the file known by its
-    /// SHA-256: starts it if it never was. The file is recorded by an HSM MAC of its
-    /// digest, never by the digest of its seeds itself.
+    /// SHA-256; records its start if it never started. The database keeps an HSM MAC of the
+    /// SHA-256, not the SHA-256 itself.
     pub fn import_progress(
         &self,
         caller: &Caller,

@@ -185,7 +185,6 @@ impl Store {
         result
     }
 
-    /// Runs `f` in one transaction on a pooled connection.
     /// Runs `f` while holding the advisory lock `name`, which every process on this
     /// database shares: callers of any process take turns. `f` does not use the database
     /// (the lock lives in a transaction of its own, ended when `f` returns).
@@ -198,6 +197,7 @@ impl Store {
         })
     }
 
+    /// Runs `f` in one transaction on a pooled connection.
     fn transaction<R>(
         &self,
         operation: &'static str,

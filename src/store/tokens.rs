@@ -162,7 +162,9 @@ impl Store {
         })
     }
 
-    /// Creates many tokens and their audit rows in one transaction (bulk import).
+    /// Creates many tokens and their audit rows in one transaction (bulk import). With an
+    /// `import`, the file's count of imported tokens moves on by as many in the same
+    /// transaction, if it still stands where the mark says (else `Conflict`, nothing written).
     pub fn insert_tokens(
         &self,
         new: &[NewToken],
