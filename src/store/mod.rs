@@ -107,7 +107,7 @@ impl Store {
         let pool = Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(3))
+            .connection_timeout(CONNECTION_WITHIN)
             .test_on_check_out(true)
             .build_unchecked(manager);
         Self {
@@ -144,8 +144,10 @@ impl Store {
     }
 
     /// Checks that a connection can be had and answers (for `/readyz`).
+    /// It waits at most [`READY_WITHIN`] for a connection, where a request waits up to
+    /// three seconds: a probe gets its answer within the usual probe timeout.
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.run("ping", |c| {
+        self.run_within("ping", READY_WITHIN, |c| {
             use diesel::RunQueryDsl;
             diesel::sql_query("SELECT 1").execute(c)?;
             Ok(())
@@ -165,8 +167,18 @@ impl Store {
         operation: &'static str,
         f: impl FnOnce(&mut PgConnection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
+        self.run_within(operation, CONNECTION_WITHIN, f)
+    }
+
+    /// [`Self::run`], waiting at most `wait` for a connection.
+    fn run_within<R>(
+        &self,
+        operation: &'static str,
+        wait: Duration,
+        f: impl FnOnce(&mut PgConnection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let started = Instant::now();
-        let result = self.conn().and_then(|mut c| {
+        let result = self.conn(wait).and_then(|mut c| {
             let result = f(&mut c.conn);
             c.last_used = Instant::now();
             if result.is_err() {
@@ -207,12 +219,18 @@ impl Store {
         self.run(operation, |c| c.transaction(f).map_err(StoreError::from))
     }
 
-    fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
+    fn conn(&self, wait: Duration) -> Result<PooledConnection<Manager>, StoreError> {
         self.pool
-            .get()
+            .get_timeout(wait)
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
+
+/// How long a request waits for a pooled connection before it is answered 503.
+const CONNECTION_WITHIN: Duration = Duration::from_secs(3);
+
+/// How long the readiness check waits for one: under a second, the usual probe timeout.
+const READY_WITHIN: Duration = Duration::from_millis(500);
 
 /// A connection idle for longer than this is pinged before it is used again.
 const TRUSTED_IDLE: Duration = Duration::from_secs(1);
