@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::CliError;
 use crate::config::Config;
-use crate::service::{is_record, Enrolment, SeedFile};
+use crate::service::{is_record, Enrolment, Error, SeedFile};
 
 /// Records per transaction.
 const BATCH: usize = 1_000;
@@ -58,7 +58,15 @@ pub(super) fn run(command: TokenCommand, config: &Config) -> Result<(), CliError
     let started = Instant::now();
     let (total, digest) = check_file(&file)?;
     let caller = services.import_caller(&channel, uuid::Uuid::new_v4())?;
-    let mut progress = services.import_progress(&caller, &digest, total)?;
+    let at_once = |e: Error| match e {
+        Error::Conflict => CliError::Other(format!(
+            "another import of this seed file into {channel} ran at the same time"
+        )),
+        other => CliError::Service(other),
+    };
+    let mut progress = services
+        .import_progress(&caller, &digest, total)
+        .map_err(at_once)?;
     let skipped = progress.imported();
     if skipped == progress.total() {
         return Err(CliError::Other(format!(
@@ -78,7 +86,9 @@ pub(super) fn run(command: TokenCommand, config: &Config) -> Result<(), CliError
         .max(1);
     let mut imported = 0usize;
     let result = each_batch(&file, skipped, |batch| {
-        imported += services.import_tokens(&caller, batch, threads, &mut progress)?;
+        imported += services
+            .import_tokens(&caller, batch, threads, &mut progress)
+            .map_err(at_once)?;
         Ok(())
     });
     if let Err(e) = result {

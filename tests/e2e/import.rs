@@ -212,3 +212,35 @@ fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() 
         "the file is known by an HSM MAC only"
     );
 }
+
+/// Two runs of one import at once: one enrols the file, the other stops without enrolling a
+/// token twice (the count each transaction moves is the arbiter).
+#[test]
+fn two_imports_of_one_file_at_once_enrol_each_token_once() {
+    let env = Env::new();
+    let file = env.dir.path().join("fleet.csv");
+    let mut contents = String::from("user,seed_hex\n");
+    for n in 0..3_000 {
+        contents.push_str(&format!("u{n:04},{RFC_SEED_HEX}\n"));
+    }
+    std::fs::write(&file, &contents).unwrap();
+    let runs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| env.import_seed_file(&file)))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let succeeded = runs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        succeeded,
+        1,
+        "{:?}",
+        runs.iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        env.sql("SELECT count(*) || ' ' || count(DISTINCT user_id) FROM tokens"),
+        "3000 3000"
+    );
+}
