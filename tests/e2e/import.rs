@@ -13,6 +13,17 @@ fn import(env: &Env, contents: &str) -> std::process::Output {
     env.import_seed_file(&file)
 }
 
+/// A seed file of `size` HOTP tokens, users `u0000`, `u0001`, ... (one seed for all).
+fn fleet(env: &Env, size: usize) -> std::path::PathBuf {
+    let file = env.dir.path().join("fleet.csv");
+    let mut contents = String::from("user,seed_hex\n");
+    for n in 0..size {
+        contents.push_str(&format!("u{n:04},{RFC_SEED_HEX}\n"));
+    }
+    std::fs::write(&file, &contents).unwrap();
+    file
+}
+
 fn token_id(env: &Env, user: &str) -> String {
     env.sql(&format!("SELECT id FROM tokens WHERE user_id = '{user}'"))
 }
@@ -137,12 +148,7 @@ fn a_seed_file_with_a_bad_line_imports_nothing_and_never_echoes_a_seed() {
 #[test]
 fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() {
     let env = Env::new();
-    let file = env.dir.path().join("fleet.csv");
-    let mut contents = String::from("user,seed_hex\n");
-    for n in 0..1_500 {
-        contents.push_str(&format!("u{n:04},{RFC_SEED_HEX}\n"));
-    }
-    std::fs::write(&file, &contents).unwrap();
+    let file = fleet(&env, 1_500);
     let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
     let tokens = || env.sql("SELECT count(*) || ' ' || count(DISTINCT user_id) FROM tokens");
     env.sql(
@@ -218,12 +224,7 @@ fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() 
 #[test]
 fn two_imports_of_one_file_at_once_enrol_each_token_once() {
     let env = Env::new();
-    let file = env.dir.path().join("fleet.csv");
-    let mut contents = String::from("user,seed_hex\n");
-    for n in 0..3_000 {
-        contents.push_str(&format!("u{n:04},{RFC_SEED_HEX}\n"));
-    }
-    std::fs::write(&file, &contents).unwrap();
+    let file = fleet(&env, 3_000);
     let runs: Vec<std::process::Output> = std::thread::scope(|s| {
         let runs: Vec<_> = (0..2)
             .map(|_| s.spawn(|| env.import_seed_file(&file)))
