@@ -422,6 +422,47 @@ async fn a_channel_creates_again_once_its_window_has_passed() {
     );
 }
 
+/// A creation the destination's limit refuses spends neither the channel's count nor its
+/// message budget: both are taken first, and given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_refused_for_its_destination_costs_the_channel_nothing() {
+    let sms = HttpPeer::start().await;
+    let env = env_with(
+        &sms.gateway_toml("sms"),
+        "sms = [\"sms\"]",
+        "[challenges]\nper_destination_limit = 1\nper_channel_limit = 2\n",
+    );
+    let key = env.create_channel("metered", &["--message-budget", "2"]);
+    let server = Server::start(&env);
+    let api = server.api(&key);
+    let mut answers = Vec::new();
+    for destination in [
+        "+14155550100",
+        "+14155550100",
+        "+14155550100",
+        "+14155550101",
+        "+14155550102",
+    ] {
+        let body = json!({"destination": destination, "delivery": "sms"});
+        let (status, v) = api.post("/v1/challenges", body).await;
+        answers.push((
+            status.as_u16(),
+            v["error"]["code"].as_str().map(str::to_owned),
+        ));
+    }
+    let limited = || (429, Some("rate_limited".to_owned()));
+    assert_eq!(
+        answers,
+        [(201, None), limited(), limited(), (201, None), limited()],
+        "the second destination is created with the channel's second count and budget unit; \
+         the third is over the channel's limit"
+    );
+    assert_eq!(
+        env.sql("SELECT message_budget FROM channels WHERE name = 'metered'"),
+        "0"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_message_budget_is_refused() {
     let sms = HttpPeer::start().await;
