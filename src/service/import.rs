@@ -194,7 +194,7 @@ impl Services {
         let file_mac = self.hsm.channel_key_mac(message.as_bytes())?;
         let total = i64::try_from(total).map_err(|_| Error::InvalidRequest("file"))?;
         let imported = match self.store.import_progress(caller.channel.id, &file_mac)? {
-            Some((_, imported)) => imported,
+            Some(imported) => imported,
             None => {
                 self.store
                     .begin_import(caller.channel.id, &file_mac, total)?;

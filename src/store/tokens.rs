@@ -199,17 +199,17 @@ impl Store {
         })
     }
 
-    /// How far the import of the file with this MAC into `channel_id` went: `(total,
-    /// imported)`, or nothing if it was never started.
+    /// How many tokens of the file with this MAC are imported into `channel_id`, or nothing
+    /// if its import never started.
     pub fn import_progress(
         &self,
         channel_id: Uuid,
         file_mac: &[u8],
-    ) -> Result<Option<(i64, i64)>, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         self.run("import_progress", |c| {
             Ok(imports::table
                 .find((channel_id, file_mac))
-                .select((imports::total, imports::imported))
+                .select(imports::imported)
                 .first(c)
                 .optional()?)
         })

@@ -13,6 +13,13 @@ fn import(env: &Env, contents: &str) -> std::process::Output {
     env.import_seed_file(&file)
 }
 
+/// Asserts that an import failed, saying `needle`.
+fn refused(out: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(needle), "{err}");
+}
+
 /// A seed file of `size` HOTP tokens, users `u0000`, `u0001`, ... (one seed for all).
 fn fleet(env: &Env, size: usize) -> std::path::PathBuf {
     let file = env.dir.path().join("fleet.csv");
@@ -159,23 +166,15 @@ fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() 
            FOR EACH ROW EXECUTE FUNCTION refuse_u1199()",
     );
     let out = env.import_seed_file(&file);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("1000 of 1500 tokens are imported")
-            && stderr(&out).contains("--resume"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "1000 of 1500 tokens are imported");
+    refused(&out, "--resume");
     assert_eq!(tokens(), "1000 1000");
     env.sql("DROP TRIGGER refuse ON tokens");
 
     // Run again as before: refused, nothing written.
-    let out = env.import_seed_file(&file);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("stopped after 1000 of 1500 tokens"),
-        "{}",
-        stderr(&out)
+    refused(
+        &env.import_seed_file(&file),
+        "stopped after 1000 of 1500 tokens",
     );
     assert_eq!(tokens(), "1000 1000");
 
@@ -203,13 +202,7 @@ fn a_seed_file_is_imported_once_and_a_stopped_import_resumes_where_it_stopped() 
     for args in [&["--json"][..], &["--resume", "--json"][..]] {
         let mut all = vec!["token", "import", "--channel", "app", "--file", path];
         all.extend_from_slice(args);
-        let out = env.cli(&all);
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains("imported into app before"),
-            "{}",
-            stderr(&out)
-        );
+        refused(&env.cli(&all), "imported into app before");
     }
     assert_eq!(tokens(), "1500 1500");
     let dump = env.pg_dump();
